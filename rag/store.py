@@ -1,0 +1,369 @@
+"""The news store: Chroma for chunk vectors, a SQLite catalogue of stories, a BM25 index beside them.
+
+Why three parts: Chroma holds what is searched (chunk vectors and their metadata); the catalogue holds
+what ingest needs to be incremental and crash-safe (each input story's fingerprint, which merged story it
+belongs to, and a write-ahead list of stories being rewritten); BM25 gives the lexical half of hybrid
+search, which Chroma lacks, and is built once per change of the store rather than per query.
+
+Crash safety: before chunks of a story are written to Chroma its id goes into `pending` (committed);
+its catalogue row and the removal from `pending` are committed together after Chroma has them. Opening
+the store for writing replays `pending`, so a killed ingest leaves no orphan or duplicate chunks and
+the next run redoes exactly the unfinished stories.
+"""
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import threading
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from rag.records import Chunk, Filters, SourceLink, Source, Story, date_to_ts
+from rag.settings import Settings
+
+SCHEMA_VERSION = 1
+
+
+class StoreError(Exception):
+    """A problem with the store a user can act on; the message says how."""
+
+
+class EmptyStoreError(StoreError):
+    pass
+
+
+class ModelMismatchError(StoreError):
+    pass
+
+
+def slug(value: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", value.lower()).strip("_")
+
+
+@dataclass
+class StoryRow:
+    id: str
+    title: str
+    published_at: date
+    outlets: list[str]
+    urls: list[str]
+    tags: list[str]
+    text: str
+    chunk_count: int
+
+    @property
+    def outlet(self) -> str:
+        return self.outlets[0] if self.outlets else "unknown"
+
+    @property
+    def url(self) -> str:
+        return self.urls[0] if self.urls else ""
+
+
+def story_to_json(story: Story) -> str:
+    return json.dumps({"id": story.id, "title": story.title, "text": story.text,
+                       "published_at": story.published_at.isoformat(),
+                       "sources": [[s.outlet, s.url] for s in story.sources], "tags": story.tags,
+                       "origin": story.origin, "author": story.author}, ensure_ascii=False)
+
+
+def story_from_json(raw: str) -> Story:
+    d = json.loads(raw)
+    return Story(id=d["id"], title=d["title"], text=d["text"], published_at=date.fromisoformat(d["published_at"]),
+                 sources=[SourceLink(o, u) for o, u in d["sources"]], tags=d["tags"], origin=d["origin"],
+                 author=d.get("author"))
+
+
+def chunk_metadata(story: Story, chunk: Chunk) -> dict[str, Any]:
+    """Flat metadata Chroma can filter on: a boolean key per outlet and per tag, the date as a number."""
+    meta: dict[str, Any] = {
+        "story_id": story.id, "title": story.title, "chunk_index": chunk.index,
+        "published_at": story.published_at.isoformat(), "published_ts": date_to_ts(story.published_at),
+        "outlet": story.outlet, "url": story.url,
+        "outlets_json": json.dumps(story.outlets, ensure_ascii=False),
+        "urls_json": json.dumps(story.urls, ensure_ascii=False),
+        "tags_json": json.dumps(story.tags, ensure_ascii=False),
+    }
+    for o in story.outlets:
+        meta["o_" + slug(o)] = True
+    for t in story.tags:
+        meta["t_" + slug(t)] = True
+    return meta
+
+
+def source_from_hit(chunk_id: str, text: str, meta: dict[str, Any], score: float = 0.0) -> Source:
+    return Source(chunk_id=chunk_id, story_id=meta["story_id"], title=meta["title"], text=text,
+                  published_at=date.fromisoformat(meta["published_at"]),
+                  outlets=json.loads(meta.get("outlets_json", "[]")), urls=json.loads(meta.get("urls_json", "[]")),
+                  tags=json.loads(meta.get("tags_json", "[]")), chunk_index=int(meta.get("chunk_index", 0)),
+                  score=score)
+
+
+def chroma_where(filters: Filters | None) -> dict | None:
+    if not filters or filters.is_empty():
+        return None
+    clauses: list[dict] = []
+    if filters.since:
+        clauses.append({"published_ts": {"$gte": date_to_ts(filters.since)}})
+    if filters.until:
+        clauses.append({"published_ts": {"$lte": date_to_ts(filters.until)}})
+    for key, values in (("o_", filters.outlets), ("t_", filters.tags)):
+        opts = [{key + slug(v): True} for v in values if slug(v)]
+        if len(opts) == 1:
+            clauses.append(opts[0])
+        elif opts:
+            clauses.append({"$or": opts})
+    if not clauses:
+        return None
+    return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+
+class NewsStore:
+    """Open with `NewsStore(settings)`; `writable=True` creates the store and replays unfinished writes."""
+
+    def __init__(self, settings: Settings, *, writable: bool = False):
+        self.settings = settings
+        self.dir = Path(settings.store_dir)
+        self.writable = writable
+        if not writable and not (self.dir / "catalog.sqlite").exists():
+            raise EmptyStoreError(
+                f"No news store at {self.dir}. Build one first: python -m ingest corpus --store {self.dir}")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.dir / "catalog.sqlite", check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._lock = threading.RLock()
+        self._create_schema()
+        import chromadb
+        from chromadb.config import Settings as ChromaSettings
+
+        self._client = chromadb.PersistentClient(path=str(self.dir / "chroma"),
+                                                 settings=ChromaSettings(anonymized_telemetry=False))
+        self._collection = None
+        self._bm25 = None
+
+    # ---- schema and model identity ------------------------------------------------------------
+    def _create_schema(self) -> None:
+        with self._lock:
+            self._db.executescript("""
+            CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
+            CREATE TABLE IF NOT EXISTS stories(id TEXT PRIMARY KEY, title TEXT, published_at TEXT,
+                published_ts INTEGER, outlets TEXT, urls TEXT, tags TEXT, text TEXT, chunk_count INTEGER,
+                text_hash TEXT);
+            CREATE TABLE IF NOT EXISTS members(member_id TEXT PRIMARY KEY, story_id TEXT, origin TEXT,
+                fingerprint TEXT, story_json TEXT);
+            CREATE INDEX IF NOT EXISTS members_story ON members(story_id);
+            CREATE INDEX IF NOT EXISTS members_origin ON members(origin);
+            CREATE TABLE IF NOT EXISTS pending(story_id TEXT PRIMARY KEY);
+            """)
+
+    def meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", (key, value))
+
+    def bind_model(self, name: str, dim: int) -> None:
+        """Record the embedding model on first use; refuse a different one afterwards."""
+        have_name, have_dim = self.meta("embed_model"), self.meta("embed_dim")
+        if have_name is None:
+            if not self.writable:
+                raise EmptyStoreError(f"The store at {self.dir} has never been ingested into. "
+                                      f"Build it: python -m ingest corpus --store {self.dir}")
+            self.set_meta("embed_model", name)
+            self.set_meta("embed_dim", str(dim))
+            self.set_meta("schema", str(SCHEMA_VERSION))
+            return
+        if have_name != name or int(have_dim or 0) != dim:
+            raise ModelMismatchError(
+                f"The store at {self.dir} was built with the embedding model '{have_name}' (dimension "
+                f"{have_dim}), but this run uses '{name}' (dimension {dim}). Either set "
+                f"NEWSRAG_EMBED_MODEL back to the store's model, or rebuild the store for the new one: "
+                f"delete {self.dir} and run python -m ingest <paths> --store {self.dir}")
+
+    @property
+    def collection(self):
+        if self._collection is None:
+            self._collection = self._client.get_or_create_collection(
+                self.settings.collection, embedding_function=None,
+                metadata={"hnsw:space": "cosine", "embed_model": self.meta("embed_model") or "",
+                          "embed_dim": int(self.meta("embed_dim") or 0)})
+        return self._collection
+
+    # ---- catalogue reads ----------------------------------------------------------------------
+    def members(self) -> dict[str, tuple[str, str, str]]:
+        """member_id -> (story_id, origin, fingerprint) for every input story ever ingested."""
+        return {m: (s, o, f) for m, s, o, f in
+                self._db.execute("SELECT member_id, story_id, origin, fingerprint FROM members")}
+
+    def member_stories(self, story_id: str) -> list[Story]:
+        rows = self._db.execute("SELECT story_json FROM members WHERE story_id=?", (story_id,)).fetchall()
+        return [story_from_json(r[0]) for r in rows]
+
+    def story_rows(self) -> list[StoryRow]:
+        rows = self._db.execute("SELECT id, title, published_at, outlets, urls, tags, text, chunk_count "
+                                "FROM stories ORDER BY published_ts DESC, id").fetchall()
+        return [StoryRow(r[0], r[1], date.fromisoformat(r[2]), json.loads(r[3]), json.loads(r[4]),
+                         json.loads(r[5]), r[6], r[7]) for r in rows]
+
+    def story_row(self, story_id: str) -> StoryRow | None:
+        r = self._db.execute("SELECT id, title, published_at, outlets, urls, tags, text, chunk_count "
+                             "FROM stories WHERE id=?", (story_id,)).fetchone()
+        return StoryRow(r[0], r[1], date.fromisoformat(r[2]), json.loads(r[3]), json.loads(r[4]),
+                        json.loads(r[5]), r[6], r[7]) if r else None
+
+    def story_hashes(self) -> dict[str, tuple[str, int]]:
+        return {i: (h, n) for i, h, n in self._db.execute("SELECT id, text_hash, chunk_count FROM stories")}
+
+    def count_stories(self) -> int:
+        return self._db.execute("SELECT COUNT(*) FROM stories").fetchone()[0]
+
+    def count_chunks(self) -> int:
+        return int(self._db.execute("SELECT COALESCE(SUM(chunk_count), 0) FROM stories").fetchone()[0])
+
+    def generation(self) -> int:
+        return int(self.meta("generation") or 0)
+
+    # ---- writes (ingest only) -----------------------------------------------------------------
+    def recover(self) -> int:
+        """Finish what a killed ingest left: drop chunks of stories whose rewrite never committed."""
+        pending = [r[0] for r in self._db.execute("SELECT story_id FROM pending")]
+        for sid in pending:
+            have = self._db.execute("SELECT chunk_count FROM stories WHERE id=?", (sid,)).fetchone()
+            self._delete_chunks_from(sid, have[0] if have else 0)
+        if pending:
+            with self._lock:
+                self._db.execute("DELETE FROM pending")
+                self._bump_generation()
+        return len(pending)
+
+    def _delete_chunks_from(self, story_id: str, start: int) -> None:
+        where = {"$and": [{"story_id": story_id}, {"chunk_index": {"$gte": start}}]} if start else {"story_id": story_id}
+        self.collection.delete(where=where)
+
+    def mark_pending(self, story_ids: Iterable[str]) -> None:
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.executemany("INSERT OR IGNORE INTO pending(story_id) VALUES(?)", [(s,) for s in story_ids])
+            self._db.execute("COMMIT")
+
+    def write_chunks(self, story: Story, chunks: list[Chunk], vectors: np.ndarray) -> None:
+        old = self._db.execute("SELECT chunk_count FROM stories WHERE id=?", (story.id,)).fetchone()
+        if old and old[0] > len(chunks):
+            self._delete_chunks_from(story.id, len(chunks))
+        if chunks:
+            self.collection.upsert(ids=[c.id for c in chunks], embeddings=vectors.tolist(),
+                                   documents=[c.text for c in chunks],
+                                   metadatas=[chunk_metadata(story, c) for c in chunks])
+
+    def update_chunk_metadata(self, story: Story, n_chunks: int) -> None:
+        """New outlets merged into a story change its metadata, not its text: no re-embedding."""
+        got = self.collection.get(ids=[f"{story.id}:{i}" for i in range(n_chunks)], include=["documents"])
+        by_id = dict(zip(got["ids"], got["documents"]))
+        metas = []
+        for i in range(n_chunks):
+            cid = f"{story.id}:{i}"
+            metas.append(chunk_metadata(story, Chunk(cid, story.id, i, by_id.get(cid, ""), "", 0)))
+        if n_chunks:
+            self.collection.update(ids=[f"{story.id}:{i}" for i in range(n_chunks)], metadatas=metas)
+
+    def commit_stories(self, stories: list[tuple[Story, int, str]], members: list[tuple[Story, str]]) -> None:
+        """Atomically record merged stories (story, chunk_count, text_hash) and their input members."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            for s, n, h in stories:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO stories(id, title, published_at, published_ts, outlets, urls, tags, "
+                    "text, chunk_count, text_hash) VALUES(?,?,?,?,?,?,?,?,?,?)",
+                    (s.id, s.title, s.published_at.isoformat(), date_to_ts(s.published_at),
+                     json.dumps(s.outlets), json.dumps(s.urls), json.dumps(s.tags), s.text, n, h))
+                self._db.execute("DELETE FROM pending WHERE story_id=?", (s.id,))
+            for m, story_id in members:
+                self._db.execute("INSERT OR REPLACE INTO members(member_id, story_id, origin, fingerprint, "
+                                 "story_json) VALUES(?,?,?,?,?)",
+                                 (m.id, story_id, m.origin, m.fingerprint, story_to_json(m)))
+            self._bump_generation()
+            self._db.execute("COMMIT")
+
+    def remove_members(self, member_ids: Iterable[str]) -> None:
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.executemany("DELETE FROM members WHERE member_id=?", [(m,) for m in member_ids])
+            self._bump_generation()
+            self._db.execute("COMMIT")
+
+    def delete_story(self, story_id: str) -> None:
+        """Catalogue first, with a pending mark, so a kill between the two steps is replayed."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.execute("INSERT OR IGNORE INTO pending(story_id) VALUES(?)", (story_id,))
+            self._db.execute("DELETE FROM stories WHERE id=?", (story_id,))
+            self._db.execute("DELETE FROM members WHERE story_id=?", (story_id,))
+            self._bump_generation()
+            self._db.execute("COMMIT")
+        self._delete_chunks_from(story_id, 0)
+        with self._lock:
+            self._db.execute("DELETE FROM pending WHERE story_id=?", (story_id,))
+
+    def _bump_generation(self) -> None:
+        self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES('generation', ?)",
+                         (str(self.generation() + 1),))
+
+    # ---- search -------------------------------------------------------------------------------
+    def dense_search(self, vector: np.ndarray, n: int, filters: Filters | None = None) -> list[Source]:
+        total = self.collection.count()
+        if total == 0:
+            return []
+        res = self.collection.query(query_embeddings=[vector.tolist()], n_results=min(n, total),
+                                    where=chroma_where(filters), include=["documents", "metadatas", "distances"])
+        out = []
+        for cid, doc, meta, dist in zip(res["ids"][0], res["documents"][0], res["metadatas"][0], res["distances"][0]):
+            src = source_from_hit(cid, doc, meta, score=1.0 - float(dist))
+            src.dense_score = src.score
+            out.append(src)
+        return out
+
+    def get_sources(self, chunk_ids: list[str]) -> list[Source]:
+        if not chunk_ids:
+            return []
+        got = self.collection.get(ids=chunk_ids, include=["documents", "metadatas"])
+        by_id = {i: (d, m) for i, d, m in zip(got["ids"], got["documents"], got["metadatas"])}
+        return [source_from_hit(c, *by_id[c]) for c in chunk_ids if c in by_id]
+
+    def all_chunks(self, batch: int = 5000) -> tuple[list[str], list[str], list[dict]]:
+        ids, docs, metas = [], [], []
+        offset = 0
+        while True:
+            got = self.collection.get(include=["documents", "metadatas"], limit=batch, offset=offset)
+            if not got["ids"]:
+                break
+            ids += got["ids"]
+            docs += got["documents"]
+            metas += got["metadatas"]
+            offset += len(got["ids"])
+        return ids, docs, metas
+
+    def stats(self) -> dict[str, Any]:
+        rows = self._db.execute("SELECT outlets, tags, published_at FROM stories").fetchall()
+        outlets: dict[str, int] = {}
+        tags: dict[str, int] = {}
+        newest = oldest = None
+        for o, t, p in rows:
+            for x in json.loads(o):
+                outlets[x] = outlets.get(x, 0) + 1
+            for x in json.loads(t):
+                tags[x] = tags.get(x, 0) + 1
+            newest = max(newest or p, p)
+            oldest = min(oldest or p, p)
+        return {"stories": len(rows), "chunks": self.count_chunks(), "outlets": outlets, "tags": tags,
+                "newest": newest, "oldest": oldest, "embed_model": self.meta("embed_model")}
+
+    def close(self) -> None:
+        self._db.close()

@@ -1,0 +1,113 @@
+"""Text primitives shared by chunking, answering and verification.
+
+One sentence splitter for the whole product: chunks end on the same boundaries that the extractive
+generator quotes and the verifier checks, so a cited sentence is always found whole in its source.
+"""
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+_ABBREV = {"mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "vs", "etc", "inc", "ltd", "corp", "co",
+           "fig", "u.s", "u.k", "e.g", "i.e", "jan", "feb", "mar", "apr", "jun", "jul", "aug",
+           "sep", "sept", "oct", "nov", "dec", "approx", "est", "gen", "gov", "sen", "rep", "mt", "ft"}
+_SENT_END = re.compile(r"([.!?…][\"'”’)\]]*)\s+(?=[\"'“‘(\[]?[A-Z0-9$€£])")
+_WS = re.compile(r"\s+")
+
+
+def normalize_space(text: str) -> str:
+    return _WS.sub(" ", text or "").strip()
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split prose into sentences without breaking on "U.S.", "Inc.", "3.2" or initials."""
+    out: list[str] = []
+    for para in re.split(r"\n\s*\n", text or ""):
+        para = normalize_space(para)
+        if not para:
+            continue
+        start = 0
+        for m in _SENT_END.finditer(para):
+            end = m.end(1)
+            before = para[start:end]
+            last = re.search(r"([A-Za-z.]+)[.!?…][\"'”’)\]]*$", before)
+            if m.group(1).startswith(".") and last:
+                word = last.group(1).lower().rstrip(".")
+                if word in _ABBREV or (len(word) == 1 and word.isalpha()) or (
+                        word == "no" and para[m.end():m.end() + 1].isdigit()):
+                    continue
+            piece = para[start:end].strip()
+            if piece:
+                out.append(piece)
+            start = m.end()
+        tail = para[start:].strip()
+        if tail:
+            out.append(tail)
+    return out
+
+
+_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’\-\.]*[A-Za-z0-9%]|[A-Za-z0-9%$]")
+STOPWORDS = frozenset("""a about above after again against all also am an and any are as at be because been
+before being below between both but by can could did do does doing down during each few for from further
+had has have having he her here hers herself him himself his how i if in into is it its itself just me
+more most my myself no nor not now of off on once only or other our ours ourselves out over own same she
+should so some such than that the their theirs them themselves then there these they this those through
+to too under until up very was we were what when where which while who whom why will with would you your
+yours yourself yourselves said says say new one ai its it's latest recent recently news story stories
+week month year today yesterday tell me what's whats did does do know""".split())
+
+
+def words(text: str) -> list[str]:
+    return [w.lower().strip(".'’-") for w in _WORD.findall(text or "")]
+
+
+def content_words(text: str) -> list[str]:
+    """Lower-cased words without stop words: what lexical support and relevance are measured on."""
+    return [w for w in words(text) if w and w not in STOPWORDS and len(w) > 1 or (w.isdigit())]
+
+
+@lru_cache(maxsize=1)
+def _stemmer():
+    try:
+        import Stemmer  # PyStemmer
+        return Stemmer.Stemmer("english")
+    except Exception:  # pragma: no cover - stemmer is a dependency; keep lexical matching working without
+        return None
+
+
+def stems(tokens: list[str]) -> list[str]:
+    st = _stemmer()
+    return st.stemWords(tokens) if st else tokens
+
+
+_NUMBER = re.compile(r"(?<![A-Za-z0-9.])[$€£]?\d[\d,]*(?:\.\d+)?(?:\s?(?:%|percent|billion|million|trillion|bn|m|b|k))?",
+                     re.I)
+_MONTHS = ("january february march april may june july august september october november december "
+           "jan feb mar apr jun jul aug sep sept oct nov dec").split()
+_CAP = re.compile(r"\b[A-Z][A-Za-z0-9&\-]*(?:[A-Z0-9][A-Za-z0-9&\-]*)*\b")
+
+
+def numbers(text: str) -> set[str]:
+    """Numeric facts in a normalised form ("$3.2 billion" -> "3.2"), used to catch swapped figures."""
+    out = set()
+    for m in _NUMBER.finditer(text or ""):
+        core = re.sub(r"[^\d.]", "", m.group(0).replace(",", "")).strip(".")
+        if core:
+            out.add(core)
+    return out
+
+
+def names(text: str) -> set[str]:
+    """Capitalised names not at the start of a sentence: the entities a claim must share with its source."""
+    out = set()
+    for sent in split_sentences(text) or [text or ""]:
+        toks = list(_CAP.finditer(sent))
+        for m in toks:
+            if m.start() == 0:
+                continue
+            w = m.group(0)
+            lw = w.lower()
+            if lw in STOPWORDS or lw in _MONTHS or lw in _ABBREV or len(w) < 2:
+                continue
+            out.add(lw)
+    return out

@@ -1,0 +1,48 @@
+"""Shared fixtures: offline environment, a real store built once from the shipped corpus."""
+from __future__ import annotations
+
+import os
+import sys
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import rag.offline  # noqa: E402,F401  (offline env before anything heavy)
+
+SHARED = ROOT.parent / "shared"
+DIGESTS_DIR = SHARED / "data" / "lastweekinai-digests" / "digests"
+PINNED_TODAY = date(2026, 6, 1)   # "today" for every recency test: just after the newest corpus story
+
+
+def pytest_configure(config):
+    os.environ.setdefault("NEWSRAG_TODAY", PINNED_TODAY.isoformat())
+
+
+@pytest.fixture(scope="session")
+def corpus_store(tmp_path_factory):
+    """A real Chroma store with the real MiniLM model over corpus/, built once per test session."""
+    from ingest.pipeline import ingest_paths
+    from rag.settings import Settings
+
+    store = tmp_path_factory.mktemp("corpus_store")
+    settings = Settings(store_dir=store, today=PINNED_TODAY)
+    report = ingest_paths([ROOT / "corpus"], settings, progress=False)
+    assert report.ok and report.stories_total > 0, report.error
+    return settings
+
+
+@pytest.fixture(scope="session")
+def bot(corpus_store):
+    from rag.pipeline import NewsBot
+
+    return NewsBot(corpus_store)
+
+
+def require_digests():
+    if not DIGESTS_DIR.is_dir():
+        pytest.skip("../shared/data/lastweekinai-digests is absent")
+    return DIGESTS_DIR

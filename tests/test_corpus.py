@@ -1,0 +1,102 @@
+"""The shipped corpus: well-formed, big enough, and written in our own words.
+
+The digests in ../shared carry no licence, so the corpus may share facts, dates and URLs with them but
+never a sentence. The licence check mirrors the repository's before-stop hook: any 10-word run shared
+with a digest fails. Run as a script (`python tests/test_corpus.py`) to see every offending run.
+"""
+from __future__ import annotations
+
+import re
+import sys
+import zlib
+from datetime import date
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT / "corpus"
+DIGESTS = ROOT.parent / "shared" / "data" / "lastweekinai-digests"
+SHINGLE = 10
+
+
+def _story_files() -> list[Path]:
+    return sorted(p for p in CORPUS.glob("*.md") if p.name != "README.md")
+
+
+def _split(path: Path) -> tuple[dict, str]:
+    raw = path.read_text(encoding="utf-8")
+    m = re.match(r"^---\n(.*?)\n---\n(.*)$", raw, re.S)
+    assert m, f"{path.name}: no YAML front matter"
+    return yaml.safe_load(m.group(1)), m.group(2)
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9$%']+", text.lower())
+
+
+def _shingles(text: str) -> dict[int, str]:
+    w = _words(text)
+    return {zlib.crc32(" ".join(w[i:i + SHINGLE]).encode()): " ".join(w[i:i + SHINGLE])
+            for i in range(len(w) - SHINGLE + 1)}
+
+
+def test_corpus_has_enough_well_formed_stories():
+    files = _story_files()
+    assert len(files) >= 150, f"corpus has {len(files)} stories, needs >= 150"
+    problems = []
+    for path in files:
+        meta, body = _split(path)
+        n_words = len(body.split())
+        if not meta.get("title"):
+            problems.append(f"{path.name}: no title")
+        if not isinstance(meta.get("published"), date):
+            problems.append(f"{path.name}: published is not an ISO date")
+        sources = meta.get("sources") or []
+        if not sources or not all(isinstance(s, dict) and s.get("outlet") and
+                                  str(s.get("url", "")).startswith("http") for s in sources):
+            problems.append(f"{path.name}: sources must be a list of {{outlet, url}}")
+        if not isinstance(meta.get("tags"), list) or not meta["tags"]:
+            problems.append(f"{path.name}: tags must be a non-empty list")
+        if not 100 <= n_words <= 300:
+            problems.append(f"{path.name}: body has {n_words} words (100-300)")
+    assert not problems, "\n".join(problems)
+
+
+def _digest_shingles() -> set[int]:
+    ref: set[int] = set()
+    for p in DIGESTS.rglob("*.md"):
+        if p.name != "SOURCE.md":
+            ref |= set(_shingles(p.read_text(encoding="utf-8", errors="ignore")))
+    return ref
+
+
+def copied_runs() -> dict[str, list[str]]:
+    ref = _digest_shingles()
+    out = {}
+    for path in _story_files():
+        sh = _shingles(path.read_text(encoding="utf-8"))
+        hits = [run for h, run in sh.items() if h in ref]
+        if hits:
+            out[path.name] = hits
+    return out
+
+
+@pytest.mark.skipif(not DIGESTS.is_dir(), reason="../shared/data/lastweekinai-digests is absent")
+def test_corpus_shares_no_sentence_with_the_unlicensed_digests():
+    bad = copied_runs()
+    assert not bad, "corpus text copied from the digests:\n" + "\n".join(
+        f"{name}: {runs[:3]}" for name, runs in bad.items())
+
+
+if __name__ == "__main__":
+    if not DIGESTS.is_dir():
+        sys.exit("digests absent")
+    bad = copied_runs()
+    for name, runs in sorted(bad.items()):
+        print(f"{name}: {len(runs)} shared 10-word runs")
+        for r in runs[:5]:
+            print("   ", r)
+    print(f"{len(_story_files())} story files; {len(bad)} with copied runs")
+    sys.exit(1 if bad else 0)

@@ -147,10 +147,13 @@ def _ingest(loaded: LoadResult, store: NewsStore, embedder, settings: Settings, 
             fresh.append(s)
 
     # 2. members that vanished from a source this run re-read
+    # A source that failed to load this run (malformed, unreachable) keeps its stories: bad input loses nothing.
     vanished: list[str] = []
     if not keep_missing:
+        failed = {Path(s.path).resolve().as_posix() if not s.path.startswith(("http://", "https://")) else s.path
+                  for s in loaded.skipped}
         for mid, (_, origin, _) in known.items():
-            if mid not in present and _covered(origin, inputs):
+            if mid not in present and _covered(origin, inputs) and origin not in failed:
                 vanished.append(mid)
 
     if not fresh and not vanished and store.generation() and _bm25_fresh(store):

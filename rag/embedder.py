@@ -46,6 +46,7 @@ class Embedder:
         self.max_seq_length = int(self.model.max_seq_length)
         self._tok = self.model.tokenizer
         self._lock = threading.Lock()
+        self._one_cache: dict[str, np.ndarray] = {}
 
     def count_tokens(self, text: str) -> int:
         """Word pieces including [CLS]/[SEP]: compared with max_seq_length to prove nothing is cut."""
@@ -60,7 +61,17 @@ class Embedder:
         return vecs.astype(np.float32, copy=False)
 
     def embed_one(self, text: str) -> np.ndarray:
-        return self.embed([text])[0]
+        """Queries repeat within one answer (retrieval, sentence picking, verification): embed once."""
+        with self._lock:
+            hit = self._one_cache.get(text)
+        if hit is not None:
+            return hit
+        vec = self.embed([text])[0]
+        with self._lock:
+            if len(self._one_cache) >= 256:
+                self._one_cache.pop(next(iter(self._one_cache)))
+            self._one_cache[text] = vec
+        return vec
 
 
 _CACHE: dict[tuple, Embedder] = {}

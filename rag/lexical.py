@@ -15,11 +15,13 @@ import numpy as np
 
 from rag.records import Filters, date_to_ts
 from rag.store import NewsStore, slug
-from rag.text import content_words, stems
+from rag.text import search_terms
+
+TOKENIZER_VERSION = 2   # bump when lexical_tokens changes: forces a rebuild of saved indexes
 
 
 def lexical_tokens(text: str) -> list[str]:
-    return stems(content_words(text))
+    return search_terms(text)
 
 
 def _index_dir(store: NewsStore) -> Path:
@@ -31,7 +33,8 @@ def lexical_index_is_fresh(store: NewsStore) -> bool:
     if not meta.exists():
         return False
     try:
-        return json.loads(meta.read_text())["generation"] == store.generation()
+        info = json.loads(meta.read_text())
+        return info["generation"] == store.generation() and info.get("tokenizer") == TOKENIZER_VERSION
     except (ValueError, KeyError):
         return False
 
@@ -52,7 +55,7 @@ def build_lexical_index(store: NewsStore) -> "LexicalIndex":
     tmp.mkdir(parents=True)
     if tokens:
         bm.save(str(tmp))
-    info = {"generation": store.generation(), "ids": ids,
+    info = {"generation": store.generation(), "tokenizer": TOKENIZER_VERSION, "ids": ids,
             "ts": [int(m["published_ts"]) for m in metas],
             "outlets": [json.loads(m.get("outlets_json", "[]")) for m in metas],
             "tags": [json.loads(m.get("tags_json", "[]")) for m in metas]}

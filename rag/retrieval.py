@@ -7,6 +7,7 @@ outlets, so one story cannot fill the context the generator sees.
 """
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -18,7 +19,7 @@ from rag.lexical import LexicalIndex
 from rag.records import Filters, Source
 from rag.settings import Settings
 from rag.store import NewsStore
-from rag.text import content_words, stems
+from rag.text import search_terms
 from rag.timeparse import TimeIntent, parse_time_intent
 
 
@@ -66,10 +67,10 @@ def rrf_fuse(rankings: list[list[Source]], k: int) -> list[Source]:
 
 def query_coverage(query: str, source: Source) -> float:
     """Share of the question's content words found in a chunk (title included)."""
-    q = set(stems(content_words(query)))
+    q = set(search_terms(query))
     if not q:
         return 0.0
-    have = set(stems(content_words(source.title + " " + source.text)))
+    have = set(search_terms(source.title + " " + source.text))
     return len(q & have) / len(q)
 
 
@@ -96,6 +97,23 @@ def diversify(ranked: list[Source], k: int, per_story: int) -> list[Source]:
     return chosen
 
 
+def merge_story_chunks(chosen: list[Source]) -> list[Source]:
+    """One numbered source per story: its chosen chunks joined in reading order.
+
+    Citations name stories, so two chunks of one story must not become [1] and [5]."""
+    groups: dict[str, list[Source]] = {}
+    for s in chosen:
+        groups.setdefault(s.story_id, []).append(s)
+    out = []
+    for parts in groups.values():
+        parts = sorted(parts, key=lambda p: p.chunk_index)
+        head = max(parts, key=lambda p: p.score)
+        out.append(replace(head, chunk_id=parts[0].chunk_id, chunk_index=parts[0].chunk_index,
+                           text=" ".join(p.text for p in parts),
+                           dense_score=max((p.dense_score or 0.0) for p in parts)))
+    return out
+
+
 def by_story(ranked: list[Source]) -> list[Source]:
     seen: set[str] = set()
     out = []
@@ -103,6 +121,39 @@ def by_story(ranked: list[Source]) -> list[Source]:
         if s.story_id not in seen:
             seen.add(s.story_id)
             out.append(s)
+    return out
+
+
+_COMPARE = re.compile(r"\b(compare|compared|comparison|versus|vs\.?|difference between|differ from|against)\b", re.I)
+_ENTITY = re.compile(r"\b[A-Z][A-Za-z0-9]*(?:[-.][A-Za-z0-9]+)*(?:'s|’s)?")
+_NOT_ENTITY = {"what", "which", "who", "how", "when", "where", "why", "compare", "tell", "give", "show", "and",
+               "the", "is", "are", "did", "does", "do", "i", "ai", "versus", "vs", "between", "latest", "recent"}
+
+
+def comparison_subjects(question: str) -> list[str]:
+    """The things a "compare X and Y" / "X vs Y" question asks about, or [] for other questions.
+
+    Answering a comparison from one search lets the better-covered subject crowd the other out, so
+    each subject gets its own search (see Retriever.retrieve)."""
+    if not _COMPARE.search(question) and not re.search(r"\b\w+(?:'s|’s)? and \w+(?:'s|’s)? (?:latest|new|newest)\b", question):
+        return []
+    subjects: list[str] = []
+    for m in _ENTITY.finditer(question):
+        word = re.sub(r"(?:'s|’s)$", "", m.group(0))
+        if word.lower() in _NOT_ENTITY or word in subjects:
+            continue
+        subjects.append(word)
+    return subjects if 2 <= len(subjects) <= 4 else []
+
+
+def interleave(lists: list[list[Source]], limit: int) -> list[Source]:
+    out: list[Source] = []
+    seen: set[str] = set()
+    for i in range(max((len(x) for x in lists), default=0)):
+        for lst in lists:
+            if i < len(lst) and lst[i].story_id not in seen and len(out) < limit:
+                seen.add(lst[i].story_id)
+                out.append(lst[i])
     return out
 
 
@@ -134,6 +185,29 @@ class Retriever:
 
     def retrieve(self, question: str, *, k: int | None = None, filters: Filters | None = None,
                  today: date | None = None) -> Retrieval:
+        subjects = comparison_subjects(question)
+        if not subjects:
+            return self._retrieve(question, k=k, filters=filters, today=today)
+        # one search per subject: "Nvidia's latest chips" and "AMD's latest chips", then interleave
+        others = [re.escape(x) for x in subjects]
+        parts = []
+        for subj in subjects:
+            rest = re.sub("|".join(rf"\b{o}(?:'s|’s)?\b" for o in others), " ", question)
+            rest = _COMPARE.sub(" ", rest)
+            rest = re.sub(r"\b(and|or|with|between)\b", " ", rest, flags=re.I)
+            parts.append(self._retrieve(f"{subj} {' '.join(rest.split())}", k=k, filters=filters, today=today))
+        k = k or self.settings.top_k
+        first = parts[0]
+        per = max(2, k // len(parts))
+        context = interleave([p.context[:per] for p in parts if p.relevant] or [p.context[:per] for p in parts], k)
+        return Retrieval(question=question, query=" | ".join(p.query for p in parts), intent=first.intent,
+                         filters=first.filters, context=context,
+                         stories=interleave([p.stories for p in parts], 10 * k),
+                         relevant=any(p.relevant for p in parts), best_dense=max(p.best_dense for p in parts),
+                         timings={key: sum(p.timings.get(key, 0.0) for p in parts) for key in first.timings})
+
+    def _retrieve(self, question: str, *, k: int | None = None, filters: Filters | None = None,
+                  today: date | None = None) -> Retrieval:
         t0 = time.perf_counter()
         st = self.settings
         k = k or st.top_k
@@ -154,9 +228,10 @@ class Retriever:
         ranked = self._rerank(query, rrf_fuse([dense, lex_sources], st.rrf_k))
         missing = [s for s in ranked if s.dense_score is None]
         if missing:  # lexical-only hits get a dense score too: relevance and recency gates need it
-            vecs = self.embedder.embed([s.title + "\n" + s.text for s in missing])
-            for s, v in zip(missing, vecs):
-                s.dense_score = float(v @ qvec)
+            vecs = self.store.chunk_vectors([s.chunk_id for s in missing])
+            for s in missing:
+                v = vecs.get(s.chunk_id)
+                s.dense_score = float(v @ qvec) if v is not None else 0.0
         best_dense = max((s.dense_score or 0.0 for s in ranked), default=0.0)
         top_cov = max((query_coverage(query, s) for s in ranked[:5]), default=0.0)
         relevant = bool(ranked) and best_dense >= st.min_relevance and (top_cov > 0 or best_dense >= 0.55)
@@ -174,6 +249,7 @@ class Retriever:
             context = diversify(ranked, max(k, 12), 1)
         else:
             context = diversify(ranked, k, st.max_chunks_per_story)
+        context = merge_story_chunks(context)
         if intent.timeline:
             context.sort(key=lambda s: (s.published_at, s.chunk_index))
         stories = by_story(ranked)

@@ -337,6 +337,13 @@ class NewsStore:
         by_id = {i: (d, m) for i, d, m in zip(got["ids"], got["documents"], got["metadatas"])}
         return [source_from_hit(c, *by_id[c]) for c in chunk_ids if c in by_id]
 
+    def chunk_vectors(self, chunk_ids: list[str]) -> dict[str, np.ndarray]:
+        """Stored vectors, so a lexical-only hit gets a dense score without re-embedding its text."""
+        if not chunk_ids:
+            return {}
+        got = self.collection.get(ids=chunk_ids, include=["embeddings"])
+        return {i: np.asarray(v, dtype=np.float32) for i, v in zip(got["ids"], got["embeddings"])}
+
     def all_chunks(self, batch: int = 5000) -> tuple[list[str], list[str], list[dict]]:
         ids, docs, metas = [], [], []
         offset = 0

@@ -57,8 +57,11 @@ yours yourself yourselves said says say new one ai its it's latest recent recent
 week month year today yesterday tell me what's whats did does do know""".split())
 
 
+_SLASHED = re.compile(r"\b([A-Za-z])/([A-Za-z])\b")   # "I/O", "A/B": one word, not two letters
+
+
 def words(text: str) -> list[str]:
-    return [w.lower().strip(".'’-") for w in _WORD.findall(text or "")]
+    return [w.lower().strip(".'’-") for w in _WORD.findall(_SLASHED.sub(r"\1\2", text or ""))]
 
 
 def content_words(text: str) -> list[str]:
@@ -111,3 +114,21 @@ def names(text: str) -> set[str]:
                 continue
             out.add(lw)
     return out
+
+
+def search_terms(text: str) -> list[str]:
+    """Stemmed content words, with compound names also split into their parts and prefixes.
+
+    Product names are hyphenated compounds ("Qwen3-Next-80B-A3B", "GPT-5.2"); a question says
+    "Qwen3-Next" or "GPT-5". Indexing the parts and the leading sub-compounds lets either form match.
+    """
+    out: list[str] = []
+    for w in content_words(text):
+        if "-" in w:
+            parts = [p for p in w.split("-") if p]
+            out.append(w)
+            out += [p for p in parts if p not in STOPWORDS and (len(p) > 1 or p.isdigit())]
+            out += ["-".join(parts[:i]) for i in range(2, len(parts))]
+        else:
+            out.append(w)
+    return stems(out)

@@ -8,6 +8,7 @@ in chronological order.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import date
 from typing import Iterator
@@ -17,7 +18,7 @@ import numpy as np
 from rag.embedder import Embedder
 from rag.generators.base import GenerationRequest
 from rag.records import Source
-from rag.text import content_words, split_sentences, stems
+from rag.text import search_terms, split_sentences
 
 
 def human_date(d: date) -> str:
@@ -36,40 +37,70 @@ class Candidate:
 class ExtractiveGenerator:
     name = "extractive"
 
-    def __init__(self, embedder: Embedder, *, max_sentences: int = 6, max_timeline: int = 8,
-                 min_relevance: float = 0.25, redundancy: float = 0.80):
+    def __init__(self, embedder: Embedder, *, max_sentences: int = 5, max_timeline: int = 10,
+                 min_relevance: float = 0.25, redundancy: float = 0.80, focus: float = 0.75,
+                 semantic_pool: int = 8, lead_sentences: int = 3):
         self.embedder = embedder
+        self.focus = focus
+        self.semantic_pool = semantic_pool
+        self.lead_sentences = lead_sentences
         self.max_sentences = max_sentences
         self.max_timeline = max_timeline
         self.min_relevance = min_relevance
         self.redundancy = redundancy
 
     # -- scoring ---------------------------------------------------------------------------------
-    def _candidates(self, request: GenerationRequest, query: str) -> list[Candidate]:
-        items: list[tuple[int, int, str]] = []
+    def _candidates(self, request: GenerationRequest, query: str, per_story: int = 0) -> list[Candidate]:
+        """Score every source sentence cheaply, then embed only the best few for the semantic pass.
+
+        Cheap score: IDF-weighted share of the question's terms in the sentence, the story's own
+        retrieval relevance, and a small bonus for a story's lead sentence (news leads carry the
+        who/what/when). Only the top `semantic_pool` sentences are embedded, which keeps an answer to
+        tens of milliseconds instead of embedding every sentence of every source.
+        """
+        items: list[tuple[int, int, str, set[str]]] = []
         for n, src in enumerate(request.sources, start=1):
             for pos, sent in enumerate(split_sentences(src.text)):
-                if len(content_words(sent)) >= 3:
-                    items.append((n, pos, sent))
+                terms = set(search_terms(sent))
+                if len(terms) >= 3:
+                    items.append((n, pos, sent, terms))
         if not items:
             return []
+        q_terms = set(search_terms(query))
+        df = {t: sum(1 for *_, terms in items if t in terms) for t in q_terms}
+        idf = {t: math.log(1 + len(items) / (1 + df[t])) for t in q_terms}
+        total = sum(idf.values()) or 1.0
+        best_dense = max((s.dense_score or 0.0) for s in request.sources) or 1.0
+        scored = []
+        for n, pos, text, terms in items:
+            lex = sum(w for t, w in idf.items() if t in terms) / total
+            prior = max(request.sources[n - 1].dense_score or 0.0, 0.0) / best_dense
+            scored.append((0.55 * lex + 0.35 * prior + (0.1 if pos == 0 else 0.0), n, pos, text))
+        scored.sort(key=lambda x: -x[0])
+        if per_story:  # timelines want every story's best sentence, not the globally best few
+            taken: dict[int, int] = {}
+            pool = []
+            for item in scored:
+                if taken.get(item[1], 0) < per_story:
+                    taken[item[1]] = taken.get(item[1], 0) + 1
+                    pool.append(item)
+        else:
+            pool = scored[: self.semantic_pool]
         qvec = self.embedder.embed_one(query)
-        vecs = self.embedder.embed([t for _, _, t in items])
-        q_terms = set(stems(content_words(query)))
-        out = []
-        for (n, pos, text), v in zip(items, vecs):
-            sem = float(v @ qvec)
-            lex = (len(q_terms & set(stems(content_words(text)))) / len(q_terms)) if q_terms else 0.0
-            lead = 0.03 if pos == 0 else 0.0   # news leads carry the who/what/when
-            out.append(Candidate(n, pos, text, 0.7 * sem + 0.3 * lex + lead, v))
-        return out
+        vecs = self.embedder.embed([t for *_, t in pool])
+        return [Candidate(n, pos, text, 0.5 * cheap + 0.5 * float(v @ qvec), v)
+                for (cheap, n, pos, text), v in zip(pool, vecs)]
 
     def _mmr(self, cands: list[Candidate], limit: int, lam: float = 0.75) -> list[Candidate]:
-        pool = sorted((c for c in cands if c.relevance >= self.min_relevance), key=lambda c: -c.relevance)
+        if not cands:
+            return []
+        top = max(c.relevance for c in cands)
+        floor = max(self.min_relevance, self.focus * top)   # stay on the stories that answer best
+        pool = sorted((c for c in cands if c.relevance >= floor), key=lambda c: -c.relevance)
         chosen: list[Candidate] = []
         while pool and len(chosen) < limit:
             best, best_v = None, -9.0
-            for c in pool[:50]:
+            for c in pool:
                 sim = max((float(c.vec @ d.vec) for d in chosen), default=0.0)
                 if sim >= self.redundancy:
                     continue
@@ -85,7 +116,7 @@ class ExtractiveGenerator:
     # -- writing ---------------------------------------------------------------------------------
     def compose(self, request: GenerationRequest, query: str | None = None) -> str:
         query = query or request.question
-        cands = self._candidates(request, query)
+        cands = self._candidates(request, query, per_story=2 if request.timeline else 0)
         if not cands:
             return ""
         if request.timeline:
@@ -93,6 +124,7 @@ class ExtractiveGenerator:
         chosen = self._mmr(cands, self.max_sentences)
         if not chosen:
             return ""
+        chosen = self._fill_lead_story(request, query, chosen)
         # group per story, stories in order of their best sentence (or newest first for "latest")
         groups: dict[int, list[Candidate]] = {}
         for c in chosen:
@@ -108,6 +140,20 @@ class ExtractiveGenerator:
             body = " ".join(f"{c.text} [{n}]" for c in sents)
             paras.append(lead + body)
         return "\n\n".join(paras)
+
+    def _fill_lead_story(self, request: GenerationRequest, query: str, chosen: list[Candidate]) -> list[Candidate]:
+        """The story that answers best gets a few sentences of context, not one orphan line."""
+        lead_n = chosen[0].n
+        have = {c.pos for c in chosen if c.n == lead_n}
+        if len(have) >= self.lead_sentences:
+            return chosen
+        sents = split_sentences(request.sources[lead_n - 1].text)
+        q_terms = set(search_terms(query))
+        order = sorted((i for i in range(len(sents)) if i not in have),
+                       key=lambda i: (-len(q_terms & set(search_terms(sents[i]))), i))
+        extra = [Candidate(lead_n, i, sents[i], 0.0, np.zeros(1, dtype=np.float32))
+                 for i in order[: self.lead_sentences - len(have)] if len(search_terms(sents[i])) >= 3]
+        return chosen + extra
 
     def _timeline(self, request: GenerationRequest, cands: list[Candidate]) -> str:
         best: dict[int, Candidate] = {}

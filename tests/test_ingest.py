@@ -1,0 +1,209 @@
+"""Ingest end to end with the real model and a real Chroma store: incremental, dedup, crash safety."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ingest.pipeline import ingest_paths
+from rag.settings import Settings, packaged_minilm_path
+from rag.store import NewsStore
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def story_md(title: str, published: str, outlet: str, url: str, body: str, tags=("test",)) -> str:
+    return (f'---\ntitle: "{title}"\npublished: {published}\nsources:\n  - outlet: {outlet}\n    url: {url}\n'
+            f"tags: [{', '.join(tags)}]\n---\n{body}\n")
+
+
+BODY_A = ("Orbital Robotics said on March 3, 2026 that its warehouse arm, the Kestrel 4, can now pick 1,200 "
+          "parcels an hour, double the rate of the model it replaces. The company plans to ship the first 500 "
+          "units to logistics firms in Germany and Japan before the end of the year. Chief executive Mara Lindqvist "
+          "said the gain came from a new vision model trained on forty million labelled grasps, and that customers "
+          "would pay a monthly fee instead of buying the hardware outright. Analysts at the firm's investor day "
+          "asked whether the arm could handle soft packaging; the company said a gripper update is due in June.")
+# the same story as syndicated by a second outlet: a new lead sentence and a few edited words
+BODY_A_SYNDICATED = ("Warehouse automation start-up Orbital Robotics has a faster arm. Orbital Robotics said on March 3, "
+                     "2026 that its warehouse arm, the Kestrel 4, can now pick 1,200 parcels an hour, double the rate of "
+                     "the model it replaces. The company plans to ship the first 500 units to logistics firms in Germany "
+                     "and Japan before the end of the year. Chief executive Mara Lindqvist said the gain came from a new "
+                     "vision model trained on forty million labelled grasps, and that customers would pay a monthly fee "
+                     "instead of buying the hardware outright. Analysts asked whether the arm could handle soft "
+                     "packaging; the company said a gripper update is due in June.")
+BODY_B = ("Harbor Labs released Tern-2, an open-weights speech model, on March 4, 2026. The model transcribes "
+          "39 languages and runs on a single laptop GPU, according to the lab's technical report. Harbor Labs said "
+          "Tern-2 cut word errors by a fifth on noisy call-centre audio compared with its predecessor and that the "
+          "weights are published under a permissive licence. The lab, based in Lisbon, raised 40 million euros last "
+          "autumn and employs about ninety researchers. Its founders previously worked on machine translation at a "
+          "large search company and say they will release a smaller on-device version this summer.")
+
+
+@pytest.fixture()
+def workdir(tmp_path):
+    src = tmp_path / "news"
+    src.mkdir()
+    (src / "a.md").write_text(story_md("Orbital Robotics doubles arm speed", "2026-03-03", "Robot Report",
+                                       "https://example.org/robot/orbital-kestrel-4", BODY_A, ("robotics",)))
+    (src / "b.md").write_text(story_md("Harbor Labs opens Tern-2 speech model", "2026-03-04", "AI Wire",
+                                       "https://example.org/ai/harbor-tern-2", BODY_B, ("models",)))
+    return tmp_path, src, Settings(store_dir=tmp_path / "store")
+
+
+def test_incremental_reingest_embeds_only_what_changed(workdir):
+    tmp, src, settings = workdir
+    r1 = ingest_paths([src], settings, progress=False)
+    assert (r1.new, r1.unchanged, r1.stories_total) == (2, 0, 2) and r1.chunks_embedded > 0
+    r2 = ingest_paths([src], settings, progress=False)
+    assert (r2.new, r2.unchanged, r2.chunks_embedded, r2.stories_total) == (0, 2, 0, 2)
+    # change one story: only its chunks are embedded again, and its old text is gone
+    (src / "b.md").write_text((src / "b.md").read_text().replace("39 languages", "41 languages"))
+    r3 = ingest_paths([src], settings, progress=False)
+    assert (r3.updated, r3.unchanged) == (1, 1)
+    assert 0 < r3.chunks_embedded <= r1.chunks_embedded
+    store = NewsStore(settings)
+    ids, docs, _ = store.all_chunks()
+    assert any("41 languages" in d for d in docs) and not any("39 languages" in d for d in docs)
+    assert len(ids) == len(set(ids)) == store.count_chunks()
+    # a story that disappeared from the re-read folder is removed, unless --keep-missing
+    (src / "b.md").unlink()
+    kept = ingest_paths([src], settings, progress=False, keep_missing=True)
+    assert kept.removed == 0 and kept.stories_total == 2
+    r4 = ingest_paths([src], settings, progress=False)
+    assert r4.removed == 1 and r4.stories_total == 1
+    assert all(m["story_id"] != "" for m in NewsStore(settings).all_chunks()[2])
+    assert not any("Tern-2" in d for d in NewsStore(settings).all_chunks()[1])
+
+
+def test_a_file_that_fails_to_load_keeps_its_stories(workdir):
+    tmp, src, settings = workdir
+    ingest_paths([src], settings, progress=False)
+    (src / "b.md").write_text("---\ntitle: [broken\n---\nbody")
+    r = ingest_paths([src], settings, progress=False)
+    assert r.removed == 0 and r.stories_total == 2
+    assert any("b.md" in s["path"] for s in r.skipped)
+
+
+def test_near_duplicate_becomes_one_story_with_both_outlets(workdir):
+    tmp, src, settings = workdir
+    (src / "a2.md").write_text(story_md("Orbital's Kestrel 4 arm picks 1,200 parcels an hour", "2026-03-04",
+                                        "Logistics Daily", "https://logistics.example.com/orbital-arm", BODY_A_SYNDICATED))
+    r = ingest_paths([src], settings, progress=False)
+    assert r.merged_duplicates == 1 and r.stories_total == 2, r
+    rows = {row.title: row for row in NewsStore(settings).story_rows()}
+    orbital = rows["Orbital Robotics doubles arm speed"]
+    assert set(orbital.outlets) == {"Robot Report", "Logistics Daily"}
+    assert "https://logistics.example.com/orbital-arm" in orbital.urls
+    # the unrelated story stays its own story
+    assert rows["Harbor Labs opens Tern-2 speech model"].outlets == ["AI Wire"]
+    # and re-ingesting the same input changes nothing
+    again = ingest_paths([src], settings, progress=False)
+    assert (again.chunks_embedded, again.merged_duplicates, again.unchanged) == (0, 0, 3)
+
+
+def test_exact_duplicate_is_skipped_with_its_reason(workdir):
+    tmp, src, settings = workdir
+    shutil.copy(src / "a.md", src / "copy-of-a.md")
+    r = ingest_paths([src], settings, progress=False)
+    assert r.stories_total == 2
+    reasons = [s["reason"] for s in r.skipped]
+    assert any("exact duplicate" in x for x in reasons), reasons
+
+
+def test_opening_a_store_with_another_model_names_both_and_how_to_rebuild(workdir, tmp_path):
+    tmp, src, settings = workdir
+    ingest_paths([src], settings, progress=False)
+    other = tmp_path / "my-minilm-copy"
+    shutil.copytree(packaged_minilm_path(), other)
+    r = ingest_paths([src], Settings(store_dir=settings.store_dir, embed_model=str(other)), progress=False)
+    assert r.error and "all-MiniLM-L6-v2" in r.error and "my-minilm-copy" in r.error and "rebuild" in r.error
+    from rag.pipeline import NewsBot
+    from rag.store import ModelMismatchError
+    with pytest.raises(ModelMismatchError):
+        NewsBot(Settings(store_dir=settings.store_dir, embed_model=str(other)))
+
+
+def run_cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "ingest", *map(str, args)], capture_output=True, text=True,
+                          cwd=ROOT, env={**os.environ, **(env or {})}, timeout=600)
+
+
+def test_cli_json_summary_and_exit_codes(workdir):
+    tmp, src, settings = workdir
+    (src / "notes.docx").write_bytes(b"PK\x03\x04 not a story")
+    p = run_cli(src, tmp / "does-not-exist.md", "--store", settings.store_dir, "--json")
+    assert p.returncode == 0, p.stderr
+    d = json.loads(p.stdout)
+    for key in ("stories_total", "new", "updated", "unchanged", "merged_duplicates", "chunks_embedded", "skipped"):
+        assert key in d
+    assert d["stories_total"] == 2 and d["new"] == 2
+    paths = {Path(s["path"]).name: s["reason"] for s in d["skipped"]}
+    assert "does-not-exist.md" in paths and "notes.docx" in paths
+    # nothing usable at all: non-zero exit, with the reasons printed
+    bad = tmp / "bad"
+    bad.mkdir()
+    (bad / "x.json").write_text("{not json")
+    p = run_cli(bad, "--store", tmp / "store2")
+    assert p.returncode == 1 and "x.json" in p.stdout
+
+
+def _write_many(folder: Path, n: int) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        body = (f"Test lab number {i} reported on day {i % 28 + 1} that its model Quill-{i} reached a score of "
+                f"{50 + i % 40} on a reading benchmark. " * 3 +
+                f"The team said the next version, Quill-{i + 1}, would be trained on {i + 3} billion tokens and "
+                f"released to partners within {i % 11 + 2} weeks, pending a safety review by an outside group. " * 2)
+        (folder / f"s{i:03d}.md").write_text(story_md(f"Lab {i} reports Quill-{i} benchmark result", f"2026-02-{i % 28 + 1:02d}",
+                                                      "Test Wire", f"https://example.org/quill/{i}", body))
+
+
+def _store_snapshot(store_dir: Path) -> tuple:
+    s = NewsStore(Settings(store_dir=store_dir))
+    ids, docs, metas = s.all_chunks()
+    rows = sorted((r.id, r.title, r.chunk_count) for r in s.story_rows())
+    return sorted(zip(ids, docs)), rows, len(ids)
+
+
+def test_kill_9_mid_ingest_then_rerun_equals_a_clean_run(tmp_path):
+    """A real subprocess killed with SIGKILL while it writes; the rerun must leave the clean-run store."""
+    src = tmp_path / "many"
+    _write_many(src, 160)
+    killed = tmp_path / "killed"
+    env = {**os.environ, "NEWSRAG_EMBED_BATCH_SIZE": "8"}
+    proc = subprocess.Popen([sys.executable, "-m", "ingest", str(src), "--store", str(killed), "--no-progress"],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 600
+    written = 0
+    while time.time() < deadline and proc.poll() is None:
+        db = killed / "catalog.sqlite"
+        if db.exists():
+            try:
+                con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)
+                written = con.execute("SELECT COUNT(*) FROM stories").fetchone()[0]
+                con.close()
+            except sqlite3.Error:
+                written = 0
+        if written >= 20:
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, "ingest finished before it could be killed; make the input bigger"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert 0 < written < 160
+    again = run_cli(src, "--store", killed, "--json", env={"NEWSRAG_EMBED_BATCH_SIZE": "8"})
+    assert again.returncode == 0, again.stderr
+    clean = tmp_path / "clean"
+    assert run_cli(src, "--store", clean, "--json").returncode == 0
+    k_chunks, k_rows, k_n = _store_snapshot(killed)
+    c_chunks, c_rows, c_n = _store_snapshot(clean)
+    assert k_rows == c_rows and len(k_rows) == 160
+    assert k_chunks == c_chunks and k_n == c_n      # no duplicate or orphan chunks, none missing

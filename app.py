@@ -1,0 +1,520 @@
+"""`python app.py`: chat with the AI news in the store, every claim cited to a dated source.
+
+With no network and no configuration it serves http://127.0.0.1:7860. On the first start (an empty or
+missing store) it ingests `corpus/` (Settings.corpus_dir) first, printing progress to the console.
+
+    python app.py [--store DIR] [--host HOST] [--port PORT]
+
+Same knobs as environment variables: NEWSRAG_STORE_DIR, NEWSRAG_HOST, NEWSRAG_PORT; basic auth with
+NEWSRAG_AUTH_USER + NEWSRAG_AUTH_PASSWORD; feedback lines go to NEWSRAG_FEEDBACK_PATH.
+
+API: a named endpoint `/ask` (gradio_client: `Client(url).predict("question", api_name="/ask")`, with
+optional since/until "YYYY-MM-DD", outlets and tags lists) returns the same JSON as
+`python -m rag ask --json`.
+"""
+
+import rag  # noqa: F401  (first: makes the environment offline-safe, incl. GRADIO_ANALYTICS_ENABLED=False)
+
+import argparse
+import ipaddress
+import json
+import logging
+import sys
+import threading
+import time
+import traceback
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+from rag import ui
+from rag.records import Filters, answer_to_dict
+from rag.settings import Settings
+
+log = logging.getLogger("newsrag.app")
+
+CONCURRENCY = 10            # simultaneous chats/API calls; NewsBot is thread-safe
+MAX_DROPDOWN_CHOICES = 200
+
+CSS = """
+#nr-chat .nr-answer { line-height: 1.5; }
+#nr-chat .nr-answer p { margin: 0 0 .6em 0; }
+.nr-cite { font-weight: 600; text-decoration: none; padding: 0 1px; color: var(--link-text-color, #2563eb); }
+.nr-cite:hover { text-decoration: underline; }
+.nr-unverified { text-decoration: underline dotted #b45309; text-decoration-thickness: 2px; text-underline-offset: 3px; }
+.nr-badge { display: inline-block; font-size: .72em; padding: 0 .45em; margin-left: .3em; border-radius: .6em; vertical-align: middle; }
+.nr-badge-unverified { background: #fef3c7; color: #92400e; border: 1px solid #f59e0b; }
+.nr-timeline { list-style: none; padding-left: 0; margin: 0 0 .6em 0; border-left: 3px solid #93c5fd; }
+.nr-timeline li { margin: 0 0 .5em 0; padding-left: .8em; }
+.nr-tl-date { font-weight: 700; font-variant-numeric: tabular-nums; margin-right: .3em; }
+.nr-sources { margin-top: .6em; display: grid; gap: .5em; }
+.nr-sources-head, .nr-related-head { font-size: .8em; text-transform: uppercase; letter-spacing: .05em; opacity: .75; font-weight: 600; }
+.nr-card { border: 1px solid var(--border-color-primary, #d1d5db); border-left: 4px solid #3b82f6; border-radius: 6px; padding: .45em .65em; background: var(--background-fill-secondary, #f9fafb); font-size: .92em; }
+.nr-card:target { outline: 2px solid #f59e0b; }
+.nr-card-n { font-weight: 700; color: #2563eb; }
+.nr-card-title { font-weight: 600; }
+.nr-card-meta { font-size: .88em; opacity: .85; }
+.nr-card-url { font-size: .8em; word-break: break-all; opacity: .8; }
+.nr-url-unsafe { text-decoration: line-through; }
+.nr-snippet { margin: .35em 0 0 0; padding: .2em .6em; border-left: 2px solid #cbd5e1; font-size: .92em; }
+.nr-snippet mark { background: #fef08a; color: inherit; padding: 0 1px; }
+.nr-notices { margin-top: .4em; }
+.nr-notice { font-size: .88em; background: #eff6ff; border: 1px solid #bfdbfe; border-radius: 6px; padding: .3em .6em; margin-bottom: .3em; color: #1e3a8a; }
+.nr-meta { margin-top: .5em; font-size: .8em; opacity: .8; }
+.nr-grounded { font-weight: 600; }
+.nr-grounded-ok { color: #15803d; } .nr-grounded-mid { color: #b45309; } .nr-grounded-low { color: #b91c1c; }
+.nr-refusal, .nr-error { display: flex; gap: .6em; align-items: flex-start; border-radius: 8px; padding: .55em .7em; }
+.nr-refusal { background: #f3f4f6; border: 1px dashed #6b7280; color: #374151; }
+.nr-refusal-icon, .nr-error-icon { font-size: 1.4em; line-height: 1; font-weight: 700; }
+.nr-refusal-head, .nr-error-head { font-weight: 700; margin-bottom: .2em; }
+.nr-error { background: #fef2f2; border: 1px solid #fca5a5; color: #7f1d1d; }
+.nr-related { margin-top: .5em; border: 1px dashed #9ca3af; border-radius: 6px; padding: .4em .7em; font-size: .9em; }
+.nr-related ul { margin: .2em 0 0 1.1em; padding: 0; }
+.nr-typing { opacity: .6; font-size: .85em; }
+#nr-fresh { font-size: .9em; opacity: .85; }
+#nr-examples button { text-align: left; white-space: normal; }
+"""
+
+
+# ----------------------------------------------------------------------------------- start-up
+
+def is_loopback(host: str) -> bool:
+    host = (host or "").strip()
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def port_problem(host: str, port: int) -> str | None:
+    """Fail fast (before the slow model load) when the port cannot be bound."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        return f"cannot resolve host {host!r}: {exc}"
+    family, _, _, _, addr = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(addr)
+        except OSError as exc:
+            return (f"cannot listen on {host}:{port} ({exc.strerror}); is the app already running? "
+                    "Pick another port with --port or NEWSRAG_PORT.")
+    return None
+
+
+def bind_warning(host: str, has_auth: bool) -> str | None:
+    """The warning printed when the chat would be reachable from other machines without a password."""
+    if is_loopback(host) or has_auth:
+        return None
+    bar = "!" * 78
+    return (f"\n{bar}\n[newsrag] WARNING: binding to {host or 'all interfaces'} exposes the chat to every machine "
+            "that can reach this one, WITHOUT authentication.\n  Set NEWSRAG_AUTH_USER and NEWSRAG_AUTH_PASSWORD, "
+            f"or bind to 127.0.0.1.\n{bar}\n")
+
+
+def store_is_empty(settings: Settings) -> bool:
+    from rag.store import EmptyStoreError, NewsStore
+
+    try:
+        store = NewsStore(settings)
+    except EmptyStoreError:
+        return True
+    try:
+        return store.count_stories() == 0
+    finally:
+        store.close()
+
+
+def ingest_corpus(settings: Settings) -> bool:
+    """First start: build the store from settings.corpus_dir, progress on the console. True when usable."""
+    from ingest.pipeline import ingest_paths
+
+    corpus = Path(settings.corpus_dir)
+    if not corpus.exists():
+        print(f"[newsrag] the store at {settings.store_dir} is empty and the corpus folder {corpus} does not "
+              "exist; serving anyway (answers will explain how to ingest).", flush=True)
+        return False
+    print(f"[newsrag] the store at {settings.store_dir} is empty: ingesting {corpus} first "
+          "(one-time, usually under a minute)...", flush=True)
+    t0 = time.perf_counter()
+    marks: dict[str, float] = {}
+
+    def say(msg: str) -> None:
+        now = time.perf_counter()
+        if msg.startswith("embedding"):
+            marks["embed"] = now
+        elif msg.startswith("building the lexical index"):
+            marks["embedded"] = now
+        print(f"[ingest +{now - t0:5.1f}s] {msg}", flush=True)
+
+    report = ingest_paths([corpus], settings, progress=True, on_event=say)
+    n = report.new + report.updated + report.merged_duplicates
+    embed_secs = max(marks.get("embedded", 0.0) - marks.get("embed", 0.0), 1e-9) if "embed" in marks else 0.0
+    rate = (f"{n / embed_secs:.1f} stories/s, {report.chunks_embedded / embed_secs:.1f} chunks/s while embedding"
+            if embed_secs else "0.0 stories/s (nothing new to embed)")
+    print(f"[newsrag] ingested {report.stories_total} stories ({report.chunks_total} chunks) in "
+          f"{report.seconds:.1f}s including model load - {rate}; {len(report.skipped)} skipped", flush=True)
+    if report.error:
+        print(f"[newsrag] ingest failed: {report.error}", file=sys.stderr, flush=True)
+    return report.ok and report.stories_total > 0
+
+
+# --------------------------------------------------------------------------------- the chat
+
+class ChatApp:
+    """Everything the UI and the API do, without gradio: testable by calling the methods directly."""
+
+    def __init__(self, settings: Settings, bot: Any = None, bot_error: str | None = None):
+        self.settings = settings
+        self.bot = bot
+        self.bot_error = bot_error
+        self._feedback_lock = threading.Lock()
+        self.stats: dict[str, Any] = {}
+        self.examples: list[str] = []
+        if bot is not None:
+            try:
+                self.stats = bot.stats()
+                self.examples = ui.example_questions(bot.store.story_rows())
+            except Exception:  # the UI still comes up; answers report the store problem
+                log.exception("reading store stats failed")
+
+    # -- helpers -------------------------------------------------------------------------------
+    @property
+    def generator_name(self) -> str:
+        return getattr(self.bot, "generator_name", "unavailable") if self.bot is not None else "unavailable"
+
+    def freshness(self) -> str:
+        return ui.freshness_line(self.stats) if self.stats else "No stories loaded yet."
+
+    def outlet_choices(self) -> list[str]:
+        return ui.ranked(self.stats.get("outlets") or {})[:MAX_DROPDOWN_CHOICES]
+
+    def tag_choices(self) -> list[str]:
+        return ui.ranked(self.stats.get("tags") or {})[:MAX_DROPDOWN_CHOICES]
+
+    @staticmethod
+    def make_filters(since: Any = None, until: Any = None, outlets: Any = None, tags: Any = None) -> Filters:
+        s, u = ui.parse_day(since, "since"), ui.parse_day(until, "until")
+        if s and u and s > u:
+            raise ValueError(f"The date range is empty: 'since' ({s}) is after 'until' ({u}).")
+        as_list = lambda v: [str(x) for x in (v if isinstance(v, (list, tuple)) else [v]) if x]  # noqa: E731
+        return Filters(since=s, until=u, outlets=as_list(outlets or []), tags=as_list(tags or []))
+
+    def _need_bot(self):
+        if self.bot is None:
+            from rag.store import EmptyStoreError
+            raise EmptyStoreError(self.bot_error or "The news store is not loaded.")
+        return self.bot
+
+    @staticmethod
+    def history_of(turns: list[dict]) -> list[tuple[str, str]]:
+        return [(t["question"], t["answer"]["answer"]) for t in turns if t.get("answer")]
+
+    @staticmethod
+    def messages(turns: list[dict]) -> list[dict]:
+        out: list[dict] = []
+        for t in turns:
+            out.append({"role": "user", "content": ui.render_user(t["question"])})
+            out.append({"role": "assistant", "content": t["html"]})
+        return out
+
+    # -- the chat turn (a generator: the UI streams every yield) ---------------------------------
+    def chat(self, message: Any, turns: list[dict] | None, since: Any = None, until: Any = None,
+             outlets: Any = None, tags: Any = None) -> Iterator[list[dict]]:
+        """Append one turn to `turns` and yield the turns list as the answer streams in."""
+        from rag.pipeline import QuestionError
+        from rag.store import StoreError
+
+        turns = [dict(t) for t in (turns or [])]
+        question = message if isinstance(message, str) else ("" if message is None else str(message))
+        history = self.history_of(turns)
+        turn = {"id": ui.new_message_id(), "question": question, "answer": None, "error": None,
+                "html": ui.render_streaming("")}
+        turns.append(turn)
+
+        def snap() -> list[dict]:   # each yield is a snapshot: later changes must not rewrite earlier frames
+            return [*turns[:-1], dict(turn)]
+
+        yield snap()
+        try:
+            filters = self.make_filters(since, until, outlets, tags)
+            bot = self._need_bot()
+            text = ""
+            last = 0.0
+            for ev in bot.stream(question, filters=filters, history=history):
+                kind = ev.get("type")
+                if kind == "text":
+                    text += ev.get("text", "")
+                elif kind == "replace":
+                    text = ev.get("text", "")
+                elif kind == "final":
+                    d = answer_to_dict(ev["answer"])
+                    turn["answer"] = d
+                    turn["html"] = ui.render_answer(d, turn["id"])
+                    yield snap()
+                    return
+                now = time.perf_counter()
+                if now - last > 0.05:
+                    last = now
+                    turn["html"] = ui.render_streaming(text)
+                    yield snap()
+            raise RuntimeError("the answer stream ended without a final answer")
+        except QuestionError as exc:
+            turn["error"] = str(exc)
+            turn["html"] = ui.render_error(str(exc), "Let's adjust the question")
+        except ValueError as exc:            # a date filter that is not a date
+            turn["error"] = str(exc)
+            turn["html"] = ui.render_error(str(exc), "Check the filters")
+        except StoreError as exc:
+            turn["error"] = str(exc)
+            turn["html"] = ui.render_error(str(exc), "The news store isn't ready")
+        except Exception as exc:  # backend down, a bug: say so in the chat, keep serving
+            log.error("answering %r failed:\n%s", question[:200], traceback.format_exc())
+            turn["error"] = f"{type(exc).__name__}: {exc}"
+            turn["html"] = ui.render_error(
+                f"Something went wrong on my side while answering ({type(exc).__name__}). The app is still "
+                "running: try again, or rephrase the question.", "I couldn't answer that")
+        yield snap()
+
+    # -- API ------------------------------------------------------------------------------------
+    def ask_json(self, question: str, since: str = "", until: str = "", outlets: list[str] | None = None,
+                 tags: list[str] | None = None) -> dict:
+        """One question -> the answer dict of `python -m rag ask --json`. Raises QuestionError/ValueError."""
+        bot = self._need_bot()
+        filters = self.make_filters(since, until, outlets, tags)
+        return answer_to_dict(bot.ask(question, filters=filters))
+
+    # -- feedback -------------------------------------------------------------------------------
+    def record_feedback(self, turns: list[dict] | None, index: Any, liked: Any, value: Any = None) -> dict:
+        """Append one JSONL line for a thumbs up/down on the assistant message at `index`."""
+        i = index[0] if isinstance(index, (list, tuple)) else index
+        turns = turns or []
+        turn = None
+        if isinstance(i, int) and 0 <= i // 2 < len(turns):
+            turn = turns[i // 2]
+        fallback = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+        rec = ui.feedback_record(question=turn["question"] if turn else "", answer=(turn or {}).get("answer"),
+                                 vote=liked, when=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                                 index=i, text_fallback=(turn or {}).get("error") or fallback or "")
+        path = Path(self.settings.feedback_path)
+        with self._feedback_lock:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        return rec
+
+
+# --------------------------------------------------------------------------------------- UI
+
+def build_ui(chat: ChatApp):
+    import gradio as gr
+
+    def _respond(message, turns, since, until, outlets, tags):
+        for t in chat.chat(message, turns, since, until, outlets, tags):
+            yield "", ChatApp.messages(t), t
+
+    def _retry(turns, since, until, outlets, tags):
+        turns = list(turns or [])
+        if not turns:
+            yield gr.skip(), gr.skip(), gr.skip()
+            return
+        last = turns.pop()
+        for t in chat.chat(last["question"], turns, since, until, outlets, tags):
+            yield gr.skip(), ChatApp.messages(t), t
+
+    def _clear():
+        return "", [], []
+
+    def _like(turns, data: gr.LikeData):
+        chat.record_feedback(turns, data.index, data.liked, data.value)
+
+    def ask(question: str, since: str = "", until: str = "", outlets: list[str] | None = None,
+            tags: list[str] | None = None) -> dict:
+        """Answer one question about the AI news; returns the JSON of `python -m rag ask --json`.
+
+        Args:
+            question: the question, e.g. "What did Alibaba announce about Qwen?"
+            since: only stories published on or after this day, YYYY-MM-DD (optional)
+            until: only stories published on or before this day, YYYY-MM-DD (optional)
+            outlets: only stories from these outlets (optional)
+            tags: only stories with these tags (optional)
+        """
+        from rag.pipeline import QuestionError
+        from rag.store import StoreError
+
+        try:
+            return chat.ask_json(question, since or "", until or "", outlets or [], tags or [])
+        except (QuestionError, ValueError, StoreError) as exc:
+            raise gr.Error(str(exc), title="Cannot answer") from None
+        except Exception as exc:
+            log.error("/ask failed:\n%s", traceback.format_exc())
+            raise gr.Error(f"Something went wrong while answering ({type(exc).__name__}); the app is still "
+                           "running, try again.", title="Cannot answer") from None
+
+    with gr.Blocks(title="AI News, cited", fill_height=False) as demo:
+        turns = gr.State([])
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3, min_width=420):
+                gr.HTML('<h1 style="margin:.2em 0 0 0">AI News, cited</h1>'
+                        '<div style="opacity:.8">Answers from the stories in the store only; every [n] '
+                        'links to its source below the answer.</div>')
+                chatbot = gr.Chatbot(
+                    elem_id="nr-chat", label="Chat", show_label=False, height=640, render_markdown=False, sanitize_html=True,
+                    allow_tags=False, feedback_options=("Like", "Dislike"), buttons=["copy"],
+                    group_consecutive_messages=False,
+                    placeholder="Ask about AI companies, models, chips, policy... Try an example below.")
+                with gr.Row():
+                    msg = gr.Textbox(elem_id="nr-question", show_label=False, scale=8, autofocus=True,
+                                     placeholder="Ask a question about AI news, e.g. What did Alibaba announce about Qwen?",
+                                     max_lines=4, submit_btn=False)
+                    send = gr.Button("Ask", variant="primary", scale=1, elem_id="nr-send", min_width=80)
+                with gr.Row():
+                    retry = gr.Button("↻ Retry", size="sm", elem_id="nr-retry")
+                    clear = gr.Button("✕ Clear", size="sm", elem_id="nr-clear")
+                example_btns = []
+                if chat.examples:
+                    with gr.Column(elem_id="nr-examples"):
+                        gr.HTML('<div class="nr-sources-head">Try asking</div>')
+                        with gr.Row():
+                            for q in chat.examples:
+                                example_btns.append((gr.Button(q, size="sm", variant="secondary"), q))
+            with gr.Column(scale=1, min_width=260):
+                gr.HTML(f'<div id="nr-fresh"><b>Store:</b> {ui.esc(chat.freshness())}</div>'
+                        f'<div id="nr-generator"><b>Generator:</b> {ui.esc(chat.generator_name)}</div>')
+                gr.HTML('<div class="nr-sources-head" style="margin-top:.6em">Filters</div>')
+                since = gr.Textbox(label="Since (YYYY-MM-DD)", placeholder="e.g. 2026-01-01", elem_id="nr-since")
+                until = gr.Textbox(label="Until (YYYY-MM-DD)", placeholder="e.g. 2026-05-31", elem_id="nr-until")
+                outlets = gr.Dropdown(choices=chat.outlet_choices(), multiselect=True, label="Outlets",
+                                      info="most frequent first", elem_id="nr-outlets")
+                tags = gr.Dropdown(choices=chat.tag_choices(), multiselect=True, label="Tags",
+                                   info="most frequent first", elem_id="nr-tags")
+                gr.HTML('<div style="font-size:.82em;opacity:.75;margin-top:.5em">'
+                        '<b>[n]</b> citations are checked against the source text; '
+                        '<span class="nr-unverified">dotted</span> sentences are unverified. '
+                        'Thumbs up/down on an answer is saved as feedback.</div>')
+
+        inputs = [msg, turns, since, until, outlets, tags]
+        outputs = [msg, chatbot, turns]
+        private = dict(api_visibility="private")
+        msg.submit(_respond, inputs, outputs, show_progress="hidden", **private)
+        send.click(_respond, inputs, outputs, show_progress="hidden", **private)
+        retry.click(_retry, [turns, since, until, outlets, tags], outputs, show_progress="hidden", **private)
+        chatbot.retry(_retry, [turns, since, until, outlets, tags], outputs, show_progress="hidden", **private)
+        clear.click(_clear, None, outputs, queue=False, **private)
+        chatbot.clear(_clear, None, outputs, queue=False, **private)
+        chatbot.like(_like, [turns], None, queue=False, **private)
+        for btn, q in example_btns:
+            btn.click(lambda q=q: q, None, msg, queue=False, **private).then(
+                _respond, inputs, outputs, show_progress="hidden", **private)
+        gr.api(ask, api_name="ask")
+    demo.queue(default_concurrency_limit=CONCURRENCY, max_size=256)
+    return demo
+
+
+# ------------------------------------------------------------------------------------- main
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="python app.py", description="Chat with the AI news in the store.")
+    ap.add_argument("--store", type=Path, help="store directory (default: NEWSRAG_STORE_DIR or ./store)")
+    ap.add_argument("--host", help="interface to bind (default: NEWSRAG_HOST or 127.0.0.1)")
+    ap.add_argument("--port", type=int, help="port (default: NEWSRAG_PORT or 7860)")
+    return ap.parse_args(argv)
+
+
+def make_settings(args: argparse.Namespace) -> Settings:
+    over: dict[str, Any] = {}
+    if args.store:
+        over["store_dir"] = args.store
+    if args.host:
+        over["host"] = args.host
+    if args.port is not None:
+        over["port"] = args.port
+    return Settings(**over)
+
+
+def load_bot(settings: Settings) -> tuple[Any, str | None]:
+    from rag.pipeline import NewsBot
+    from rag.store import StoreError
+
+    try:
+        return NewsBot(settings), None
+    except StoreError as exc:
+        return None, str(exc)
+
+
+def main(argv: list[str] | None = None) -> int:
+    handler = logging.StreamHandler()
+    handler.setLevel(logging.INFO)
+    handler.setFormatter(logging.Formatter("[%(name)s] %(levelname)s %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
+    for noisy in ("httpx", "httpcore", "bm25s", "sentence_transformers", "chromadb"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    t0 = time.perf_counter()
+    args = parse_args(argv)
+    try:
+        settings = make_settings(args)
+    except Exception as exc:
+        print(f"error: invalid settings: {exc}", file=sys.stderr)
+        return 2
+    user = settings.auth_user
+    password = settings.auth_password.get_secret_value()
+    if bool(user) != bool(password):
+        print("error: set both NEWSRAG_AUTH_USER and NEWSRAG_AUTH_PASSWORD for basic auth, or neither.",
+              file=sys.stderr)
+        return 2
+    auth = (user, password) if user else None
+    busy = port_problem(settings.host, settings.port)
+    if busy:
+        print(f"error: {busy}", file=sys.stderr)
+        return 2
+
+    if store_is_empty(settings):
+        ingest_corpus(settings)
+
+    # Load the bot (model + store) while gradio imports: the two are the slow part of the start.
+    result: dict[str, Any] = {}
+    loader = threading.Thread(target=lambda: result.update(zip(("bot", "err"), load_bot(settings))), daemon=True)
+    loader.start()
+    import gradio  # noqa: F401
+    loader.join()
+    bot, err = result.get("bot"), result.get("err")
+    if bot is None:
+        print(f"[newsrag] warning: no stories to answer from: {err}", file=sys.stderr, flush=True)
+    chat = ChatApp(settings, bot=bot, bot_error=err)
+    demo = build_ui(chat)
+
+    warning = bind_warning(settings.host, auth is not None)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
+    if bot is not None:
+        # warm every stage (first-call costs of torch, the indexes, the verifier) in the background
+        threading.Thread(target=lambda: _warm(bot), daemon=True).start()
+        print(f"[newsrag] {chat.freshness()}; generator {chat.generator_name}; "
+              f"model loaded in {bot.load_seconds:.1f}s", flush=True)
+    demo.launch(server_name=settings.host, server_port=settings.port, share=False, auth=auth,
+                auth_message="AI News, cited" if auth else None, css=CSS, show_error=True, ssr_mode=False,
+                footer_links=["api"], quiet=True, inbrowser=False, prevent_thread_lock=True)
+    shown = f"[{settings.host}]" if ":" in settings.host else settings.host
+    print(f"[newsrag] ready in {time.perf_counter() - t0:.1f}s: http://{shown}:{settings.port}"
+          f"{' (basic auth)' if auth else ''}  - Ctrl+C to stop", flush=True)
+    try:
+        demo.block_thread()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _warm(bot) -> None:
+    try:
+        bot.ask("What did OpenAI announce about its latest model?")  # retrieval, generation and verification
+    except Exception:  # only a warm-up
+        log.debug("warm-up failed", exc_info=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -229,7 +229,8 @@ def _embed_and_write(work: list[tuple[Story, list[Story]]], store: NewsStore, em
     bar = _Progress(len(work), progress)
     batch: list[tuple[Story, list[Story], list]] = []
     n_chunks = 0
-    target = max(settings.embed_batch_size * 2, 64)
+    # big groups let the embedder sort by length and pad little; each group is still committed atomically
+    target = max(settings.embed_batch_size * 16, 64)
 
     def flush() -> None:
         nonlocal batch, n_chunks

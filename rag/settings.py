@@ -59,7 +59,7 @@ class Settings(BaseSettings):
     max_chunks_per_story: int = 2
     rrf_k: int = 60
     rerank_model: str = ""                    # local cross-encoder path; empty = no rerank
-    min_relevance: float = 0.30               # dense cosine below which nothing counts as relevant
+    min_relevance: float = 0.20               # dense cosine below which nothing counts as relevant
 
     # --- generation ----------------------------------------------------------------------------
     generator: Literal["extractive", "openai", "llamacpp"] = "extractive"
@@ -75,7 +75,7 @@ class Settings(BaseSettings):
     llamacpp_threads: int = 2
 
     # --- verification --------------------------------------------------------------------------
-    support_threshold: float = 0.55           # combined lexical/semantic support for a sentence
+    support_threshold: float = 0.65           # combined lexical/semantic support; calibration in rag/verify.py
     strict: bool = False                      # drop unsupported sentences instead of flagging
     llm_min_grounded: float = 0.5             # below this, the extractive answer replaces the LLM's
 

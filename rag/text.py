@@ -132,3 +132,14 @@ def search_terms(text: str) -> list[str]:
         else:
             out.append(w)
     return stems(out)
+
+
+def canonical_number(n: str) -> str:
+    """One spelling per number, so "1,500" == "1500", "3.20" == "3.2" and "09" == "9" when facts are compared."""
+    n = n.replace(",", "")
+    if "." in n:
+        whole, frac = n.split(".", 1)
+        frac = frac.rstrip("0")
+        whole = whole.lstrip("0") or "0"
+        return f"{whole}.{frac}" if frac else whole
+    return n.lstrip("0") or "0"

@@ -82,7 +82,7 @@ from datetime import date
 import numpy as np
 
 from rag.records import Citation, Source
-from rag.text import STOPWORDS, content_words, names, normalize_space, numbers, split_sentences, stems
+from rag.text import STOPWORDS, canonical_number, content_words, names, normalize_space, numbers, split_sentences, stems
 
 NOTICE_PREFIX = "ⓘ"                 # lines the pipeline adds (fallback notices etc.): never checked
 HEADING_PREFIXES = ("#", NOTICE_PREFIX)
@@ -145,13 +145,7 @@ def date_forms(d: date) -> list[str]:
             f"{d.month}/{d.day}/{d.year}"]
 
 
-def _norm_number(n: str) -> str:
-    if "." in n:
-        whole, frac = n.split(".", 1)
-        frac = frac.rstrip("0")
-        whole = whole.lstrip("0") or "0"
-        return f"{whole}.{frac}" if frac else whole
-    return n.lstrip("0") or "0"
+_norm_number = canonical_number
 
 
 def _numbers(text: str) -> set[str]:

@@ -1,0 +1,121 @@
+"""Ingest throughput, side by side in one run, on the Last Week in AI digests.
+
+Prints: our ingest (stories/s, chunks/s), the raw embedder on the very same chunk texts (the ceiling),
+llama-index's IngestionPipeline (SentenceSplitter at our chunk size + HuggingFaceEmbedding +
+ChromaVectorStore) on the same stories, an unchanged re-ingest, and peak memory. Ratios are computed
+within the run, so a busy machine slows every contender alike.
+
+    python benchmarks/ingest_bench.py [--limit 1500] [--digests ../shared/data/lastweekinai-digests/digests]
+
+Needs the `hf` extra for the llama-index contender: pip install -e '.[hf]'.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import rag.offline  # noqa: E402,F401
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--digests", type=Path, default=ROOT.parent / "shared/data/lastweekinai-digests/digests")
+    ap.add_argument("--limit", type=int, default=1500, help="stories to use (0 = all)")
+    ap.add_argument("--skip-llama-index", action="store_true")
+    args = ap.parse_args()
+    if not args.digests.is_dir():
+        print(f"digests folder not found: {args.digests}")
+        return 2
+
+    from ingest.chunking import chunk_story
+    from ingest.loaders import load_paths
+    from ingest.pipeline import ingest_paths
+    from rag.embedder import get_embedder
+    from rag.settings import Settings
+
+    work = Path(tempfile.mkdtemp(prefix="newsrag-bench-"))
+    settings = Settings(store_dir=work / "ours")
+    t = time.perf_counter()
+    loaded = load_paths([args.digests], settings)
+    stories = loaded.stories[: args.limit] if args.limit else loaded.stories
+    load_s = time.perf_counter() - t
+    # the same stories as one Markdown-free JSONL file, so every contender reads identical input
+    src = work / "stories.jsonl"
+    with src.open("w") as fh:
+        for s in stories:
+            fh.write(json.dumps({"title": s.title, "text": s.text, "url": s.url, "published": s.published_at.isoformat(),
+                                 "outlet": s.outlet, "tags": s.tags}) + "\n")
+    emb = get_embedder(settings)
+    emb.embed(["warm up"])
+    print(f"stories: {len(stories)} (parsed {len(loaded.stories)} digest stories in {load_s:.1f}s)")
+
+    t = time.perf_counter()
+    rep = ingest_paths([src], settings, progress=False)
+    ours_s = time.perf_counter() - t
+    assert rep.error is None, rep.error
+    print(f"ours:        {rep.new} stories, {rep.chunks_embedded} chunks in {ours_s:.1f}s -> "
+          f"{rep.new / ours_s:.1f} stories/s, {rep.chunks_embedded / ours_s:.1f} chunks/s")
+
+    texts = [c.embed_text for s in stories for c in chunk_story(
+        s, budget=settings.chunk_tokens, min_tokens=settings.chunk_min_tokens,
+        max_embed_tokens=emb.max_seq_length, embed_len=emb.count_tokens)]
+    t = time.perf_counter()
+    emb.embed(texts)
+    raw_s = time.perf_counter() - t
+    raw_cps = len(texts) / raw_s
+    ours_cps = rep.chunks_embedded / ours_s
+    print(f"raw embedder: {len(texts)} chunk texts in {raw_s:.1f}s -> {raw_cps:.1f} chunks/s")
+    print(f"ratio ours / raw embedder: {ours_cps / raw_cps:.2f}x   (target >= 0.9x)")
+
+    t = time.perf_counter()
+    rep2 = ingest_paths([src], settings, progress=False)
+    again_s = time.perf_counter() - t
+    print(f"unchanged re-ingest: {again_s:.2f}s, chunks embedded {rep2.chunks_embedded}   (target <= 5 s)")
+
+    if not args.skip_llama_index:
+        li_s, li_nodes = llama_index_pipeline(stories, settings, work / "llama")
+        print(f"llama-index IngestionPipeline: {li_nodes} nodes in {li_s:.1f}s -> {len(stories) / li_s:.1f} stories/s, "
+              f"{li_nodes / li_s:.1f} chunks/s")
+        print(f"ratio ours / llama-index (stories/s): {(rep.new / ours_s) / (len(stories) / li_s):.2f}x   (target >= 2x)")
+    print(f"peak RSS: {peak_rss_mb():.0f} MB")
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def llama_index_pipeline(stories, settings, path: Path) -> tuple[float, int]:
+    """The stock llama-index recipe at our chunk size, with the same local model and a Chroma store."""
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+    from llama_index.core import Document
+    from llama_index.core.ingestion import IngestionPipeline
+    from llama_index.core.node_parser import SentenceSplitter
+    from llama_index.embeddings.huggingface import HuggingFaceEmbedding
+    from llama_index.vector_stores.chroma import ChromaVectorStore
+
+    client = chromadb.PersistentClient(path=str(path), settings=ChromaSettings(anonymized_telemetry=False))
+    store = ChromaVectorStore(chroma_collection=client.get_or_create_collection("bench"))
+    embed = HuggingFaceEmbedding(model_name=settings.embed_model_path(), device="cpu")
+    docs = [Document(text=s.text, doc_id=s.id, metadata={"title": s.title, "published_at": s.published_at.isoformat()})
+            for s in stories]
+    pipe = IngestionPipeline(transformations=[SentenceSplitter(chunk_size=settings.chunk_tokens, chunk_overlap=20), embed],
+                             vector_store=store)
+    t = time.perf_counter()
+    nodes = pipe.run(documents=docs)
+    return time.perf_counter() - t, len(nodes)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

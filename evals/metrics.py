@@ -76,15 +76,7 @@ _INITIAL_NAME = re.compile(r"^[\"'“‘(]*([A-Z][A-Za-z0-9&\-]*[A-Z0-9][A-Za-z0
 
 # ----------------------------------------------------------------------------------- text helpers
 
-def canonical_number(n: str) -> str:
-    """"1,500" -> "1500", "3.20" -> "3.2", "09" -> "9" (rag.text.numbers already removed units and commas)."""
-    n = n.replace(",", "")
-    if "." in n:
-        whole, frac = n.split(".", 1)
-        frac = frac.rstrip("0")
-        whole = whole.lstrip("0") or "0"
-        return f"{whole}.{frac}" if frac else whole
-    return n.lstrip("0") or "0"
+from rag.text import canonical_number  # noqa: E402  (one spelling per number, shared with rag.verify)
 
 
 def number_set(text: str) -> set[str]:

@@ -16,12 +16,12 @@ import statistics
 import sys
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from evals.gold import (DEFAULT_DIGESTS_DIR, EVALS_DIR, PROJECT_ROOT, GoldItem, corpus_kind, load_gold)
+from evals.gold import DEFAULT_DIGESTS_DIR, EVALS_DIR, GoldItem, corpus_kind, load_gold
 from evals import metrics as M
 
 DEFAULT_OUT = EVALS_DIR / "reports"

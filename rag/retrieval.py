@@ -7,7 +7,9 @@ outlets, so one story cannot fill the context the generator sees.
 """
 from __future__ import annotations
 
+import math
 import re
+import threading
 import time
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -34,6 +36,9 @@ class Retrieval:
     relevant: bool                      # False: nothing in the store answers this
     best_dense: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
+    evidence: float = 0.0               # the relevance gate's score, >= 1 when relevant (see relevance())
+    coverage: float = 0.0               # rarity-weighted share of the question's terms in its best story
+    features: list[dict] = field(default_factory=list)   # per top story: dense, coverage, lexical (debugging)
 
 
 def combine_filters(user: Filters | None, intent: TimeIntent) -> Filters:
@@ -65,13 +70,52 @@ def rrf_fuse(rankings: list[list[Source]], k: int) -> list[Source]:
     return out
 
 
-def query_coverage(query: str, source: Source) -> float:
-    """Share of the question's content words found in a chunk (title included)."""
-    q = set(search_terms(query))
-    if not q:
-        return 0.0
-    have = set(search_terms(source.title + " " + source.text))
-    return len(q & have) / len(q)
+class TermStats:
+    """How rare each search term is in the store (chunk document frequency from the BM25 index).
+
+    The relevance gate weighs the question's words by rarity: a question is only answerable when the
+    stories we found contain its rare words ("Fuyu-8B", "Rekognition", "toaster"), not just its common
+    ones ("announce", "model"). A term the store has never seen gets the highest weight of all."""
+
+    def __init__(self, lexical: LexicalIndex):
+        self.generation = lexical.generation
+        bm = lexical.bm
+        if bm is None:
+            self.n, self.vocab, self.df = 0, {}, np.zeros(0, dtype=np.int64)
+        else:
+            self.n = int(bm.scores["num_docs"])
+            self.vocab = bm.vocab_dict
+            self.df = np.diff(np.asarray(bm.scores["indptr"], dtype=np.int64))
+
+    def idf(self, term: str) -> float:
+        i = self.vocab.get(term)
+        df = int(self.df[i]) if i is not None and i < len(self.df) else 0
+        return math.log(1.0 + (self.n - df + 0.5) / (df + 0.5))
+
+    def weights(self, query: str) -> dict[str, float]:
+        return {t: self.idf(t) for t in dict.fromkeys(search_terms(query)) if t not in QUESTION_FORM_TERMS}
+
+
+# Words of how a question is asked, not what it is about: rare in a small store, so they must not count
+# as rare words a story has to hold ("What happened in the Bartz case?" is about Bartz).
+QUESTION_FORM_TERMS = frozenset(search_terms(
+    "happen happened happening explain describe details summarize summarise overview anything something "
+    "things going goes get got mention mentioned"))
+
+
+def weighted_coverage(weights: dict[str, float], terms: set[str]) -> float:
+    """Rarity-weighted share of the question's terms that a text contains (0..1)."""
+    total = sum(weights.values())
+    return sum(w for t, w in weights.items() if t in terms) / total if total else 0.0
+
+
+def story_terms(ranked: list[Source]) -> dict[str, set[str]]:
+    """Search terms of each candidate story: its title, tags and every retrieved chunk of it."""
+    texts: dict[str, list[str]] = {}
+    for s in ranked:
+        parts = texts.setdefault(s.story_id, [s.title, " ".join(s.tags)])
+        parts.append(s.text)
+    return {sid: set(search_terms(" ".join(parts))) for sid, parts in texts.items()}
 
 
 def diversify(ranked: list[Source], k: int, per_story: int) -> list[Source]:
@@ -124,25 +168,94 @@ def by_story(ranked: list[Source]) -> list[Source]:
     return out
 
 
-_COMPARE = re.compile(r"\b(compare|compared|comparison|versus|vs\.?|difference between|differ from|against)\b", re.I)
+# Calibrated with benchmarks/quality.py on the Last Week in AI digests (~12k stories) and the corpus.
+FEATURE_STORIES = 20        # candidate stories whose rarity-weighted coverage is computed
+COVERAGE_BOOST = 0.3        # coverage 1.0 adds this share of a first place's RRF score to a story
+GATE_STORIES = 5            # the relevance gate looks for its evidence among this many top stories
+BLEND_COVERAGE = 0.5        # evidence = dense cosine + BLEND_COVERAGE * coverage ...
+BLEND_MIN = 0.78            # ... is enough from this value on
+NAME_COVERAGE = 0.9         # or: a story holding (nearly) all the question's rare words, e.g. an exact name
+
+
+def story_evidence(f: dict, min_relevance: float) -> float:
+    """How strongly one candidate story suggests the store answers the question; >= 1 is enough.
+
+    Meaning and words must agree: "What did OpenAI announce about a toaster?" is close in meaning to
+    many OpenAI stories, but none holds "toaster" (the rarest word, so the heaviest), and a quiz
+    question about "the president of FIFA" shares words with an AI story about FIFA's offside cameras
+    while meaning something else. A story holding nearly all of the question's rare words counts on its
+    own, since a dense model knows nothing of a name it never saw ("What happened in the Bartz case?")."""
+    dense, cov = f["dense"], f["coverage"]
+    if dense < min_relevance:
+        return 0.0
+    return max((dense + BLEND_COVERAGE * cov) / BLEND_MIN, cov / NAME_COVERAGE if cov >= NAME_COVERAGE else 0.0)
+
+
+def relevance(features: list[dict], min_relevance: float) -> tuple[bool, float, float]:
+    """(relevant, evidence, coverage of the best story) from the top candidates' features."""
+    top = features[:GATE_STORIES]
+    if not top:
+        return False, 0.0, 0.0
+    evidence, best = max(((story_evidence(f, min_relevance), f) for f in top), key=lambda x: x[0])
+    return evidence >= 1.0, evidence, best["coverage"]
+
+
+def boost_by_coverage(ranked: list[Source], features: list[dict], rrf_k: int) -> list[Source]:
+    """Re-rank candidates by fused score plus a bonus for holding the question's rare words.
+
+    RRF only sees ranks; among stories the two retrievers rank alike, the one that contains "Fuyu-8B"
+    and "Adept" should beat the one that shares only "model" and "release"."""
+    cov = {f["story_id"]: f["coverage"] for f in features}
+    bonus = COVERAGE_BOOST / (rrf_k + 1)
+    for s in ranked:
+        s.score += bonus * cov.get(s.story_id, 0.0)
+    return sorted(ranked, key=lambda s: -s.score)
+
+
+# "against" only in a comparing phrase: "Musk's lawsuit against OpenAI" asks about one thing, not two
+_COMPARE = re.compile(r"\b(compare|compared|comparison|versus|vs\.?|difference between|differ from|"
+                      r"(?:stack|stacks|stacked|measure|measures|pit|pits|pitted)\s+(?:up\s+)?against)\b", re.I)
 _ENTITY = re.compile(r"\b[A-Z][A-Za-z0-9]*(?:[-.][A-Za-z0-9]+)*(?:'s|’s)?")
+_VERSION = re.compile(r"\d+(?:\.\d+)*[A-Za-z]?(?:'s|’s)?")        # "4.5", "3", "4o" after a name
 _NOT_ENTITY = {"what", "which", "who", "how", "when", "where", "why", "compare", "tell", "give", "show", "and",
-               "the", "is", "are", "did", "does", "do", "i", "ai", "versus", "vs", "between", "latest", "recent"}
+               "the", "is", "are", "did", "does", "do", "i", "ai", "versus", "vs", "between", "latest", "recent",
+               "can", "could", "should", "would", "will", "has", "have", "was", "were", "in", "on", "a", "an"}
+
+
+def _entity_runs(question: str) -> list[str]:
+    """Capitalised names with the names and version numbers right after them: "Claude Opus 4.5"."""
+    runs: list[str] = []
+    cur: list[str] = []
+    for m in re.finditer(r"\S+", question):
+        raw = m.group(0)
+        word = raw.strip(",;:?!()[]\"“”'‘’.")
+        is_name = bool(_ENTITY.fullmatch(word)) and re.sub(r"(?:'s|’s)$", "", word).lower() not in _NOT_ENTITY
+        if is_name or (cur and _VERSION.fullmatch(word)):
+            cur.append(word)
+        else:
+            if cur:
+                runs.append(" ".join(cur))
+            cur = []
+        if cur and raw[-1] in ",;:?!)\"”":            # punctuation ends a name: "H100, H200 and B200"
+            runs.append(" ".join(cur))
+            cur = []
+    if cur:
+        runs.append(" ".join(cur))
+    return [re.sub(r"(?:'s|’s)$", "", r) for r in runs]
 
 
 def comparison_subjects(question: str) -> list[str]:
     """The things a "compare X and Y" / "X vs Y" question asks about, or [] for other questions.
 
     Answering a comparison from one search lets the better-covered subject crowd the other out, so
-    each subject gets its own search (see Retriever.retrieve)."""
+    each subject gets its own search (see Retriever.retrieve). A subject is a run of names with its
+    version numbers ("Claude Opus 4.5", "Meta's Llama 4"), not each capitalised word."""
     if not _COMPARE.search(question) and not re.search(r"\b\w+(?:'s|’s)? and \w+(?:'s|’s)? (?:latest|new|newest)\b", question):
         return []
     subjects: list[str] = []
-    for m in _ENTITY.finditer(question):
-        word = re.sub(r"(?:'s|’s)$", "", m.group(0))
-        if word.lower() in _NOT_ENTITY or word in subjects:
-            continue
-        subjects.append(word)
+    for run in _entity_runs(question):
+        if run.lower() not in {x.lower() for x in subjects}:
+            subjects.append(run)
     return subjects if 2 <= len(subjects) <= 4 else []
 
 
@@ -163,13 +276,23 @@ class Retriever:
         self.embedder = embedder
         self.settings = settings
         self._lexical: LexicalIndex | None = None
+        self._terms: TermStats | None = None
+        self._lock = threading.Lock()
         self._reranker = None
 
     def lexical(self) -> LexicalIndex:
         gen = self.store.generation()
-        if self._lexical is None or self._lexical.generation != gen:
-            self._lexical = LexicalIndex.load(self.store)
-        return self._lexical
+        with self._lock:
+            if self._lexical is None or self._lexical.generation != gen:
+                self._lexical = LexicalIndex.load(self.store)
+            return self._lexical
+
+    def term_stats(self) -> TermStats:
+        lex = self.lexical()
+        with self._lock:
+            if self._terms is None or self._terms.generation != lex.generation:
+                self._terms = TermStats(lex)
+            return self._terms
 
     def _rerank(self, query: str, ranked: list[Source]) -> list[Source]:
         """Optional cross-encoder pass, only when a local model path is configured."""
@@ -182,6 +305,22 @@ class Retriever:
         scores = self._reranker.predict([(query, s.title + ". " + s.text) for s in head])
         order = np.argsort(-np.asarray(scores))
         return [head[i] for i in order] + ranked[30:]
+
+    def story_features(self, query: str, ranked: list[Source], limit: int) -> list[dict]:
+        """Per candidate story, in fused rank order: best dense cosine, best BM25 score, and the
+        rarity-weighted share of the question's terms the story contains."""
+        weights = self.term_stats().weights(query)
+        heads = by_story(ranked)[:limit]
+        keep = {s.story_id for s in heads}
+        terms = story_terms([s for s in ranked if s.story_id in keep])
+        dense: dict[str, float] = {}
+        lex: dict[str, float] = {}
+        for s in ranked:
+            if s.story_id in keep:
+                dense[s.story_id] = max(dense.get(s.story_id, -1.0), s.dense_score or 0.0)
+                lex[s.story_id] = max(lex.get(s.story_id, 0.0), s.lexical_score or 0.0)
+        return [{"story_id": s.story_id, "rank": i + 1, "dense": dense[s.story_id], "lexical": lex[s.story_id],
+                 "coverage": weighted_coverage(weights, terms[s.story_id])} for i, s in enumerate(heads)]
 
     def retrieve(self, question: str, *, k: int | None = None, filters: Filters | None = None,
                  today: date | None = None) -> Retrieval:
@@ -204,6 +343,8 @@ class Retriever:
                          filters=first.filters, context=context,
                          stories=interleave([p.stories for p in parts], 10 * k),
                          relevant=any(p.relevant for p in parts), best_dense=max(p.best_dense for p in parts),
+                         evidence=max(p.evidence for p in parts), coverage=max(p.coverage for p in parts),
+                         features=[f for p in parts for f in p.features],
                          timings={key: sum(p.timings.get(key, 0.0) for p in parts) for key in first.timings})
 
     def _retrieve(self, question: str, *, k: int | None = None, filters: Filters | None = None,
@@ -233,8 +374,13 @@ class Retriever:
                 v = vecs.get(s.chunk_id)
                 s.dense_score = float(v @ qvec) if v is not None else 0.0
         best_dense = max((s.dense_score or 0.0 for s in ranked), default=0.0)
-        top_cov = max((query_coverage(query, s) for s in ranked[:5]), default=0.0)
-        relevant = bool(ranked) and best_dense >= st.min_relevance and (top_cov > 0 or best_dense >= 0.55)
+        features = self.story_features(query, ranked, FEATURE_STORIES)
+        ranked = boost_by_coverage(ranked, features, st.rrf_k)
+        order = {s.story_id: i for i, s in enumerate(by_story(ranked))}
+        features = sorted(features, key=lambda f: order.get(f["story_id"], len(order)))
+        for i, f in enumerate(features):
+            f["rank"] = i + 1
+        relevant, evidence, coverage = relevance(features, st.min_relevance)
         if intent.recency and ranked:
             gate = max(st.min_relevance, best_dense - 0.15)
             hot = [s for s in ranked if (s.dense_score or 0) >= gate]
@@ -255,6 +401,7 @@ class Retriever:
         stories = by_story(ranked)
         t4 = time.perf_counter()
         return Retrieval(question=question, query=query, intent=intent, filters=eff, context=context,
-                         stories=stories, relevant=relevant, best_dense=best_dense,
+                         stories=stories, relevant=relevant, best_dense=best_dense, features=features,
+                         evidence=evidence, coverage=coverage,
                          timings={"embed_query": t1 - t0, "dense": t2 - t1, "lexical": t3 - t2,
                                   "fuse": t4 - t3, "retrieve": t4 - t0})

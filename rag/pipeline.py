@@ -11,7 +11,7 @@ from dataclasses import replace
 from typing import Any, Iterator, Sequence
 
 from rag.embedder import get_embedder
-from rag.followup import rewrite_followup
+from rag.followup import accept_condensed, is_followup, rewrite_followup
 from rag.generators.base import GenerationRequest, GeneratorUnavailable
 from rag.generators.extractive import ExtractiveGenerator, human_date
 from rag.records import Answer, Filters, Source
@@ -117,12 +117,14 @@ class NewsBot:
         t0 = time.perf_counter()
         q = validate_question(question, self.settings.max_question_chars)
         pairs = normalise_history(history)
-        standalone = rewrite_followup(q, pairs) if pairs else q
+        standalone, rewritten_by, llm_down = self._standalone(q, pairs)
         t1 = time.perf_counter()
         r = self.retriever.retrieve(standalone, filters=filters)
         timings = {"rewrite": t1 - t0, **r.timings}
         base = Answer(question=q, text="", standalone_question=standalone, sources=r.stories[: max(k or 10, 1)],
                       filters=r.filters, generator=self.generator_name, timings=timings)
+        if rewritten_by:
+            base.flags.append(f"followup:{rewritten_by}")
         if r.intent.phrase and (r.intent.since or r.intent.until):
             base.notices.append(f"Searched stories {self._range_text(r.filters)} (from \"{r.intent.phrase}\").")
         if not r.relevant or not r.context:
@@ -134,6 +136,8 @@ class NewsBot:
         tg = time.perf_counter()
         if self.llm is not None:
             try:
+                if llm_down is not None and "unusable output" not in llm_down.reason:
+                    raise llm_down
                 from rag.prompting import build_messages
                 _, included = build_messages(request, context_window=self.settings.llm_context_window,
                                              max_tokens=self.settings.llm_max_tokens)
@@ -186,6 +190,28 @@ class NewsBot:
                 yield {"type": "text", "text": ("\n" if i else "") + para}
         timings["total"] = time.perf_counter() - t0
         yield {"type": "final", "answer": base}
+
+    def _standalone(self, message: str, pairs: list[tuple[str, str]]
+                    ) -> tuple[str, str | None, GeneratorUnavailable | None]:
+        """The question retrieval should see, what rewrote it ("llm", "rules" or None), and the LLM's
+        failure if it failed (the answer then goes straight to the fallback instead of retrying twice).
+
+        With an LLM configured it condenses the follow-up (it understands "the deal they signed"); its
+        rewrite is only taken when rag.followup.accept_condensed trusts it, otherwise -- and without an
+        LLM -- the deterministic rules answer, so a broken or tiny model never sends retrieval astray."""
+        if not pairs or not is_followup(message, pairs):
+            return message, None, None
+        down = None
+        if self.llm is not None and hasattr(self.llm, "complete"):
+            from rag.prompting import CONDENSE_MAX_TOKENS, condense_messages
+            try:
+                raw = self.llm.complete(condense_messages(message, pairs), max_tokens=CONDENSE_MAX_TOKENS)
+            except GeneratorUnavailable as exc:
+                raw, down = "", exc
+            condensed = accept_condensed(raw, message, pairs)
+            if condensed:
+                return condensed, "llm", None
+        return rewrite_followup(message, pairs), "rules", down
 
     def _range_text(self, f: Filters) -> str:
         if f.since and f.until:

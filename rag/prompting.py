@@ -35,6 +35,33 @@ RECENCY_RULE = ("The user wants the latest news: put the most recent development
                 "each development (newest first).")
 
 
+CONDENSE_PROMPT = """You rewrite the last message of a conversation about AI news as one standalone search question.
+
+Rules:
+1. Keep every name, product, number and time phrase of the last message.
+2. Replace words like "it", "they", "that" and "the company" with what they refer to in the conversation.
+3. If the last message already stands alone, repeat it unchanged.
+4. Output only the question, on one line, with no answer and no explanation."""
+CONDENSE_MAX_TOKENS = 64
+CONDENSE_ANSWER_CHARS = 300     # enough of each earlier answer to resolve "it"; the rest costs tokens
+
+
+def condense_messages(message: str, history: list[tuple[str, str]], turns: int = 3) -> list[dict]:
+    """The chat a model sees to turn a follow-up into a standalone question: the last few turns, answers
+    cut short and stripped of citation markers (a model would copy "[2]" into the search question)."""
+    import re
+
+    lines = []
+    for user, assistant in history[-turns:]:
+        said = re.sub(r"\s*\[\d+\]", "", " ".join(assistant.split()))
+        if len(said) > CONDENSE_ANSWER_CHARS:
+            said = said[:CONDENSE_ANSWER_CHARS].rsplit(" ", 1)[0] + " ..."
+        lines += [f"User: {' '.join(user.split())}", f"Assistant: {said}"]
+    lines.append(f"Last message: {' '.join(message.split())}")
+    return [{"role": "system", "content": CONDENSE_PROMPT},
+            {"role": "user", "content": "\n".join(lines) + "\n\nStandalone question:"}]
+
+
 def _long_date(d: date) -> str:
     return f"{d:%B} {d.day}, {d.year}"
 

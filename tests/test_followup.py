@@ -208,3 +208,55 @@ def test_a_new_standalone_question_resets_the_chain():
 def test_only_the_last_turn_is_context():
     history = turns("What is Anthropic?", "What is Qwen3-Next?")
     assert rewrite_followup("Who made it?", history) == "Who made Qwen3-Next?"
+
+
+# ------------------------------------------------------------------------ trusting an LLM's rewrite
+
+NVIDIA = [("What did Nvidia announce about its latest AI chips last month?", "Nvidia unveiled Rubin GPUs. [1]")]
+
+
+@pytest.mark.parametrize("candidate, expected", [
+    ("What did AMD announce about its latest AI chips last month?",
+     "What did AMD announce about its latest AI chips last month?"),
+    ('Standalone question: "What did AMD announce about its latest AI chips last month?"',
+     "What did AMD announce about its latest AI chips last month?"),
+    ("what did AMD announce about AI chips last month?\nExplanation: the user asks about AMD.",
+     "What did AMD announce about AI chips last month?"),
+])
+def test_a_faithful_rewrite_is_accepted_and_cleaned(candidate, expected):
+    from rag.followup import accept_condensed
+
+    assert accept_condensed(candidate, "And AMD?", NVIDIA) == expected
+
+
+@pytest.mark.parametrize("candidate, why", [
+    ("", "empty"),
+    ("What did Nvidia announce about its latest AI chips last month?", "dropped the message's own name"),
+    ("AMD announced the MI400 accelerator with 432 GB of HBM4 memory last month.", "answered instead"),
+    ("What did AMD say about its quarterly earnings and stock buyback plans?", "brought in a new subject"),
+    ("AMD? Nvidia announced Rubin. AMD announced MI400.", "several sentences"),
+    ("What did AMD announce [1]?", "copied a citation marker"),
+    ("x" * 400, "too long"),
+])
+def test_an_untrustworthy_rewrite_is_rejected(candidate, why):
+    from rag.followup import accept_condensed
+
+    assert accept_condensed(candidate, "And AMD?", NVIDIA) is None, why
+
+
+def test_a_rewrite_must_keep_the_messages_time_phrase():
+    from rag.followup import accept_condensed
+
+    assert accept_condensed("What did Nvidia announce about its latest AI chips?", "And in 2024?", NVIDIA) is None
+    assert accept_condensed("What did Nvidia announce about its AI chips in 2024?", "And in 2024?",
+                            NVIDIA) == "What did Nvidia announce about its AI chips in 2024?"
+
+
+def test_condense_prompt_carries_the_turns_without_citation_markers():
+    from rag.prompting import condense_messages
+
+    msgs = condense_messages("And AMD?", NVIDIA * 5)
+    user = msgs[-1]["content"]
+    assert "[1]" not in user and "Nvidia unveiled Rubin GPUs." in user
+    assert user.count("User:") == 3 and user.rstrip().endswith("Standalone question:")
+    assert "Last message: And AMD?" in user

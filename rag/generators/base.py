@@ -40,3 +40,8 @@ class Generator(Protocol):
     def generate(self, request: GenerationRequest) -> Iterator[str]:
         """Yield the answer text as it is produced; may raise GeneratorUnavailable."""
         ...
+
+    def complete(self, messages: list[dict], *, max_tokens: int) -> str:
+        """One short whole reply to chat `messages` (used to rewrite follow-ups); may raise
+        GeneratorUnavailable."""
+        ...

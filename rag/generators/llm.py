@@ -119,22 +119,26 @@ class OpenAICompatibleGenerator:
     """Streams from an OpenAI-compatible /v1/chat/completions through llama-index's OpenAILike."""
 
     def __init__(self, settings: Settings, *, sleep: Callable[[float], None] = time.sleep):
-        from llama_index.llms.openai_like import OpenAILike
-
         self.settings = settings
         self.name = f"openai:{settings.llm_model}"
         self.base_url = settings.llm_base_url.rstrip("/")
         self._sleep = sleep
-        api_key = os.environ.get(settings.llm_api_key_env) or "sk-local"
-        self.llm = OpenAILike(
+        self._short: dict[int, object] = {}
+        self.llm = self._make_llm(settings.llm_max_tokens)
+
+    def _make_llm(self, max_tokens: int):
+        from llama_index.llms.openai_like import OpenAILike
+
+        settings = self.settings
+        return OpenAILike(
             model=settings.llm_model,
             api_base=self.base_url,
-            api_key=api_key,
+            api_key=os.environ.get(settings.llm_api_key_env) or "sk-local",
             timeout=settings.llm_timeout,
             max_retries=0,               # retries are ours (see module docstring)
             is_chat_model=True,
             context_window=settings.llm_context_window,
-            max_tokens=settings.llm_max_tokens,
+            max_tokens=max_tokens,       # llama-index sends its own max_tokens over any per-call value
             temperature=settings.llm_temperature,
             tokenizer=None,              # a tokenizer *name* would be fetched from the Hugging Face hub
         )
@@ -176,7 +180,7 @@ class OpenAICompatibleGenerator:
 
     # -- generation -------------------------------------------------------------------------------
 
-    def _open_stream(self, messages) -> Iterator[str]:
+    def _open_stream(self, messages, llm=None) -> Iterator[str]:
         """Start the request and get its first piece, with bounded retries; then the rest of the stream."""
         from llama_index.core.llms import ChatMessage
 
@@ -185,7 +189,7 @@ class OpenAICompatibleGenerator:
         while True:
             attempts += 1
             try:
-                stream = iter(self.llm.stream_chat(chat))
+                stream = iter((llm or self.llm).stream_chat(chat))
                 first = next(stream, None)
                 break
             except Exception as exc:  # noqa: BLE001 - classified below
@@ -218,6 +222,13 @@ class OpenAICompatibleGenerator:
         """The sources the prompt actually carries (what the answer's [n] refer to)."""
         return build_messages(request, context_window=self.settings.llm_context_window,
                               max_tokens=self.settings.llm_max_tokens)[1]
+
+    def complete(self, messages: list[dict], *, max_tokens: int) -> str:
+        """A short whole reply (a follow-up rewritten into a search question), same retries and checks."""
+        if max_tokens not in self._short:
+            self._short[max_tokens] = self._make_llm(max_tokens)
+        pieces = self._open_stream(messages, self._short[max_tokens])
+        return "".join(_guard_stream(pieces, f"the language model at {self.base_url}", self._mid_stream))
 
 
 def _short(exc: BaseException, limit: int = 120) -> str:
@@ -329,6 +340,20 @@ class LlamaCppGenerator:
     def prompt_sources(self, request: GenerationRequest):
         return build_messages(request, context_window=self.settings.llm_context_window,
                               max_tokens=self.settings.llm_max_tokens)[1]
+
+    def complete(self, messages: list[dict], *, max_tokens: int) -> str:
+        model = self._model()
+        with _LLAMA_LOCK:
+            try:
+                out = model.create_chat_completion(messages=messages, max_tokens=max_tokens,
+                                                   temperature=self.settings.llm_temperature)
+            except Exception as exc:  # noqa: BLE001
+                raise GeneratorUnavailable(f"llama.cpp failed ({_short(exc)})") from exc
+        text = ((out.get("choices") or [{}])[0].get("message") or {}).get("content") or ""
+        why = garbage_reason(text)
+        if why:
+            raise GeneratorUnavailable(f"the local model {self.path.name} returned unusable output ({why})")
+        return text
 
 
 def make_generator(settings: Settings) -> Generator | None:

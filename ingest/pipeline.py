@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 from ingest.chunking import chunk_story
 from ingest.dedup import Candidate, NearDuplicateIndex, exact_key, merge_members, shingles
 from ingest.loaders import LoadResult, Skipped, load_paths
-from rag.embedder import get_embedder
+from rag.embedder import LazyEmbedder
 from rag.lexical import build_lexical_index
 from rag.records import Story, content_hash
 from rag.settings import Settings
@@ -105,7 +105,7 @@ def ingest_paths(paths: Sequence[str | Path], settings: Settings | None = None, 
     loaded: LoadResult = load_paths(paths, settings)
     report.skipped = [asdict(s) for s in loaded.skipped]
     try:
-        embedder = get_embedder(settings)
+        embedder = LazyEmbedder(settings)         # loaded only if something needs embedding
         report.embed_model = embedder.name
         store = NewsStore(settings, writable=True)
         store.bind_model(embedder.name, embedder.dim)

@@ -192,3 +192,61 @@ def get_embedder(settings: Settings) -> Embedder:
                                    threads=settings.embed_threads,
                                    cache_dir=getattr(settings, "onnx_cache_dir", None) or None)
         return _CACHE[key]
+
+
+def declared_dimension(model_path: str) -> int | None:
+    """The vector width a sentence-transformers folder declares, read from its JSON files; None when it
+    declares none we understand (then the model must be loaded to find out)."""
+    import json
+
+    d = Path(model_path)
+    try:
+        modules = json.loads((d / "modules.json").read_text())
+        dim = None
+        for m in modules:
+            kind = m.get("type", "").rsplit(".", 1)[-1]
+            cfg_path = d / m.get("path", "") / "config.json"
+            if kind == "Pooling":
+                dim = int(json.loads(cfg_path.read_text())["word_embedding_dimension"])
+            elif kind == "Dense":
+                dim = int(json.loads(cfg_path.read_text())["out_features"])
+            elif kind not in ("Transformer", "Normalize"):
+                return None
+        return dim
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+class LazyEmbedder:
+    """The configured embedder, loaded on first use.
+
+    An unchanged re-ingest embeds nothing, yet loading torch and the model costs most of its time: the
+    store's model check needs only the model's name and width, which the model folder declares. Anything
+    else (embed, count_tokens, max_seq_length) loads the real Embedder, which must agree with that width."""
+
+    def __init__(self, settings: Settings):
+        self._settings = settings
+        self._real: Embedder | None = None
+        path = settings.embed_model_path()
+        self.name = model_identity(path) + IDENTITY_SUFFIX.get(settings.embed_backend, "")
+        self._declared = declared_dimension(path)
+
+    @property
+    def loaded(self) -> bool:
+        return self._real is not None
+
+    def _load(self) -> Embedder:
+        if self._real is None:
+            real = get_embedder(self._settings)
+            if self._declared is not None and real.dim != self._declared:
+                raise RuntimeError(f"the model at {real.path} declares {self._declared}-dimensional vectors "
+                                   f"but produces {real.dim}")
+            self._real = real
+        return self._real
+
+    @property
+    def dim(self) -> int:
+        return self._declared if self._declared is not None and self._real is None else self._load().dim
+
+    def __getattr__(self, attr: str):
+        return getattr(self._load(), attr)

@@ -83,6 +83,29 @@ def test_incremental_reingest_embeds_only_what_changed(workdir):
     assert not any("Tern-2" in d for d in NewsStore(settings).all_chunks()[1])
 
 
+def test_unchanged_reingest_never_loads_the_model(workdir, monkeypatch):
+    """Loading torch and the model is most of an unchanged re-ingest's time; nothing needs it then
+    (a spy around the real rag.embedder.get_embedder counts the loads)."""
+    import rag.embedder
+
+    tmp, src, settings = workdir
+    loads = []
+    real = rag.embedder.get_embedder
+    monkeypatch.setattr(rag.embedder, "get_embedder", lambda s: loads.append(s) or real(s))
+    assert ingest_paths([src], settings, progress=False).chunks_embedded > 0 and len(loads) == 1
+    again = ingest_paths([src], settings, progress=False)
+    assert again.ok and again.unchanged == 2 and len(loads) == 1
+    (src / "b.md").write_text((src / "b.md").read_text().replace("39 languages", "41 languages"))
+    assert ingest_paths([src], settings, progress=False).chunks_embedded > 0 and len(loads) == 2
+
+
+def test_declared_dimension_matches_the_loaded_model():
+    from rag.embedder import declared_dimension, get_embedder
+
+    assert declared_dimension(packaged_minilm_path()) == get_embedder(Settings()).dim == 384
+    assert declared_dimension("/nonexistent/model") is None
+
+
 def test_a_file_that_fails_to_load_keeps_its_stories(workdir):
     tmp, src, settings = workdir
     ingest_paths([src], settings, progress=False)

@@ -28,6 +28,13 @@ A source supports a sentence when
     high; each covers the other's blind spot. Paraphrases keep a high cosine while their lexical
     share drops, and copied text scores ~1.0.
 
+A sentence that copies one of the source's sentences word for word (up to markers, emphasis and
+spacing), optionally led only by the story's date and outlet ("On May 3, 2025, TechCrunch reported:
+...", "2025-05-03 (TechCrunch): ..."), is given score 1.0 without being embedded -- copies score 1.00
+in every row of the calibration below, and embedding them is what made verifying an extractive answer
+cost seconds. Its numbers and names still go through (a), so a lead with the wrong date or outlet
+fails. Only the other sentences (an LLM's wording) are embedded: in one batch per answer.
+
 Calibration (all-MiniLM-L6-v2 over corpus/: 157 stories cut into the real 160-token chunks).
 Positives, each checked against its own chunk: sentences copied from it; the same with 30 % of the words
 deleted; the first half of one sentence fused with the second half of the next; 60 paraphrases written
@@ -82,7 +89,8 @@ from datetime import date
 import numpy as np
 
 from rag.records import Citation, Source
-from rag.text import STOPWORDS, canonical_number, content_words, names, normalize_space, numbers, split_sentences, stems
+from rag.text import (STOPWORDS, canonical_number, content_words, names, normalize_space, numbers, split_sentences,
+                      stems, words)
 
 NOTICE_PREFIX = "ⓘ"                 # lines the pipeline adds (fallback notices etc.): never checked
 HEADING_PREFIXES = ("#", NOTICE_PREFIX)
@@ -202,6 +210,36 @@ def _strip_markdown(s: str) -> str:
     return normalize_space(_MD_EMPH.sub("", s))
 
 
+def _quote_key(sentence: str) -> str:
+    """A sentence as `verify_answer` checks it (no markers, no emphasis, single spaces), so a source
+    sentence and its copy in an answer compare equal."""
+    return _strip_markdown(extract_markers(sentence)[0])
+
+
+# Words a lead like "On May 3, 2025, TechCrunch reported:" adds besides the story's date and outlet. No
+# other word may lead a copied sentence: "not", "never", "but rarely" would turn a quote into a new claim.
+_ATTRIBUTION = frozenset({"on", "in", "reported", "reports", "according", "to", "wrote", "writes", "said", "says"})
+
+
+def _quoted(check_text: str, view: _SourceView) -> int | None:
+    """The index of the source sentence `check_text` copies word for word, or None.
+
+    A copied sentence is supported by construction, so it needs no embedding: this is what makes
+    extractive answers cheap to verify. A copy may be led by when and by whom it was reported
+    ("On May 3, 2025, TechCrunch reported: ...", "2025-05-03 (TechCrunch): ..."); any other lead
+    word could change the claim, so such a sentence goes through the full check instead.
+    """
+    j = view.quotes.get(check_text)
+    if j is not None:
+        return j
+    for key, j in view.quotes.items():
+        if len(key) < len(check_text) and check_text.endswith(key) and check_text[-len(key) - 1] == " ":
+            lead = check_text[:-len(key)]
+            if all(w in view.attribution for w in words(lead)):
+                return j
+    return None
+
+
 def _with_markers(sentence: str, cited: list[int]) -> str:
     if not cited:
         return sentence
@@ -217,7 +255,8 @@ def _with_markers(sentence: str, cited: list[int]) -> str:
 class _SourceView:
     """What one source offers a sentence: its sentences, stems, numbers and lower-cased full text."""
 
-    __slots__ = ("sentences", "n_body", "stems", "numbers", "lower", "sent_stems")
+    __slots__ = ("sentences", "n_body", "stems", "numbers", "lower", "sent_stems", "quotes", "attribution",
+                 "names")
 
     def __init__(self, src: Source):
         meta = [src.title, *src.outlets, *date_forms(src.published_at)]
@@ -231,6 +270,13 @@ class _SourceView:
         nums |= {_NUMBER_WORDS[w.lower()] for w in _NUMBER_WORD_RE.findall(full)}
         self.numbers = nums
         self.sent_stems = [_stem_set(s) for s in self.sentences]
+        # each sentence in the form an answer sentence takes once its markers are stripped -> its index
+        self.quotes: dict[str, int] = {}
+        for j, sent in enumerate(self.sentences):
+            self.quotes.setdefault(_quote_key(sent), j)
+        # the words a lead may add to a quoted sentence: when and by whom it was reported
+        self.attribution = set(words(" ".join([*src.outlets, *date_forms(src.published_at)]))) | _ATTRIBUTION
+        self.names = names(src.text)
 
 
 class _VectorCache:
@@ -335,10 +381,16 @@ def _sentence_names(text: str, known: set[str]) -> set[str]:
 
 
 def _fit(sent: str, sent_stems: set[str], sent_nums: set[str], sent_names: set[str], view: _SourceView,
-         sims: np.ndarray | None, threshold: float) -> _Fit:
+         sims: np.ndarray | None, threshold: float, quoted: int | None = None) -> _Fit:
+    """How well `view` supports `sent`. `quoted`: the index of the source sentence that `sent` copies
+    (see `_quoted`); a copy scores 1.0 and its snippet is the copied sentence, but its numbers and
+    names are checked like any other sentence's, so a lead that names the wrong date or outlet fails."""
     low = sent.lower()
     missing_numbers = sorted((n for n in sent_nums if n not in view.numbers), key=lambda n: (low.find(n), n))
     missing_names = sorted((n for n in sent_names if not _has_name(n, view.lower)), key=lambda n: (low.find(n), n))
+    if quoted is not None:
+        return _Fit(not missing_numbers and not missing_names and 1.0 >= threshold, 1.0, 1.0, 1.0,
+                    missing_numbers, missing_names, [quoted])
     lexical = len(sent_stems & view.stems) / len(sent_stems) if sent_stems else 1.0
     if sims is not None and sims.size:
         semantic = float(max(0.0, sims.max()))
@@ -424,8 +476,8 @@ def verify_answer(text: str, sources: list[Source], *, embedder, threshold: floa
     units = [u for p in parsed if p for u in p[1]]
     views = [_view(s) for s in sources]
     known = set()
-    for s in sources:
-        known |= names(s.text)         # not the title: a Title Case headline would make every word a "name"
+    for v in views:
+        known |= v.names               # not the title: a Title Case headline would make every word a "name"
     for u in units:
         u.check_text = _strip_markdown(u.clean)
         known |= names(u.check_text)
@@ -440,29 +492,52 @@ def verify_answer(text: str, sources: list[Source], *, embedder, threshold: floa
             _content_count(t) >= MIN_CONTENT_WORDS or bool(sn_nums) or bool(sn_names))
         sent_info.append((sn_stems, sn_nums, sn_names))
 
-    # Similarities: one batch for the answer, one (cached per chunk) for the sources.
-    src_vecs = _source_vectors(embedder, sources, views)
-    if embedder is not None and units:
-        uniq = list(dict.fromkeys(u.check_text for u in units))
+    n_src = len(sources)
+    quotes = [[_quoted(u.check_text, v) for v in views] for u in units]
+
+    def quoted_fits(i: int) -> list[_Fit | None] | None:
+        """Fits to the cited sources when every one of them is copied by sentence i and holds its
+        facts -- all that sentence needs -- else None: it needs the full check against every source."""
+        u = units[i]
+        valid = [n for n in u.markers if 1 <= n <= n_src]
+        if u.question or u.abstain:
+            return [None] * n_src          # claims nothing: its markers are removed, no fit is read
+        if not valid or any(quotes[i][n - 1] is None for n in valid):
+            return None
+        out: list[_Fit | None] = [None] * n_src
+        for n in valid:
+            out[n - 1] = _fit(u.check_text, *sent_info[i], views[n - 1], None, threshold, quotes[i][n - 1])
+            if not out[n - 1].supported:
+                return None
+        return out
+
+    resolved = [quoted_fits(i) for i in range(len(units))]
+    # Similarities, only for sentences that are not copies: one batch for those answer sentences, one
+    # (cached per chunk) for the sources.
+    need = [i for i, r in enumerate(resolved) if r is None]
+    src_vecs: list[np.ndarray | None] = [None] * n_src
+    ans_vecs: dict[int, np.ndarray] = {}
+    if embedder is not None and need and n_src:
+        src_vecs = _source_vectors(embedder, sources, views)
+        uniq = list(dict.fromkeys(units[i].check_text for i in need))
         vecs = embedder.embed(uniq)
-        pos = {t: i for i, t in enumerate(uniq)}
-        ans_vecs = vecs[[pos[u.check_text] for u in units]]
-    else:
-        ans_vecs = None
+        pos = {t: j for j, t in enumerate(uniq)}
+        ans_vecs = {i: vecs[pos[units[i].check_text]] for i in need}
 
     def fits_for(i: int) -> list[_Fit]:
+        if resolved[i] is not None:
+            return resolved[i]
         out = []
         for k, view in enumerate(views):
             sims = None
-            if ans_vecs is not None and src_vecs[k] is not None and len(src_vecs[k]):
+            if i in ans_vecs and src_vecs[k] is not None and len(src_vecs[k]):
                 sims = src_vecs[k] @ ans_vecs[i]
-            out.append(_fit(units[i].check_text, *sent_info[i], view, sims, threshold))
+            out.append(_fit(units[i].check_text, *sent_info[i], view, sims, threshold, quotes[i][k]))
         return out
 
     checks: list[SentenceCheck] = []
     flags: list[str] = []
     counters = {"removed": 0, "moved": 0, "added": 0, "dropped": 0, "unsupported": 0}
-    n_src = len(sources)
     for i, u in enumerate(units):
         reasons: list[str] = []
         valid = []

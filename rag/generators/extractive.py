@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Iterator
 
-import numpy as np
-
 from rag.embedder import Embedder
 from rag.generators.base import GenerationRequest
 from rag.records import Source
@@ -31,18 +29,34 @@ class Candidate:
     pos: int               # sentence position inside the source
     text: str
     relevance: float
-    vec: np.ndarray
+    terms: frozenset[str]  # stemmed search terms: what near-repeats are measured on
+
+
+def term_overlap(a: frozenset[str], b: frozenset[str]) -> float:
+    """Cosine of two sentences as sets of stemmed terms (1.0 = same words).
+
+    Near-repeats in news are the same sentence syndicated with small edits, which share almost all
+    their terms; measuring them lexically keeps redundancy checks free of model calls.
+    """
+    if not a or not b:
+        return 0.0
+    return len(a & b) / math.sqrt(len(a) * len(b))
 
 
 class ExtractiveGenerator:
     name = "extractive"
 
-    def __init__(self, embedder: Embedder, *, max_sentences: int = 5, max_timeline: int = 10,
-                 min_relevance: float = 0.25, redundancy: float = 0.80, focus: float = 0.75,
-                 semantic_pool: int = 8, lead_sentences: int = 3):
+    def __init__(self, embedder: Embedder | None = None, *, max_sentences: int = 5, max_timeline: int = 10,
+                 min_relevance: float = 0.25, redundancy: float = 0.70, focus: float = 0.75,
+                 pool_size: int = 8, semantic_pool: int = 0, lead_sentences: int = 3):
+        """`semantic_pool`: when set, the pool is that many of the best lexical candidates, re-ranked
+        by cosine to the question in one batched model call. Off by default: on a busy 2-core CPU one
+        call of a few sentences took 0.2-2 s, many times the answer's budget, while relevance is already
+        carried by the chunk's retrieval score and the question's rare terms in the sentence."""
         self.embedder = embedder
         self.focus = focus
-        self.semantic_pool = semantic_pool
+        self.pool_size = pool_size
+        self.semantic_pool = semantic_pool if embedder is not None else 0
         self.lead_sentences = lead_sentences
         self.max_sentences = max_sentences
         self.max_timeline = max_timeline
@@ -51,17 +65,17 @@ class ExtractiveGenerator:
 
     # -- scoring ---------------------------------------------------------------------------------
     def _candidates(self, request: GenerationRequest, query: str, per_story: int = 0) -> list[Candidate]:
-        """Score every source sentence cheaply, then embed only the best few for the semantic pass.
+        """Score every source sentence without the model, then keep the pool worth choosing from.
 
-        Cheap score: IDF-weighted share of the question's terms in the sentence, the story's own
-        retrieval relevance, and a small bonus for a story's lead sentence (news leads carry the
-        who/what/when). Only the top `semantic_pool` sentences are embedded, which keeps an answer to
-        tens of milliseconds instead of embedding every sentence of every source.
+        Score: IDF-weighted share of the question's terms in the sentence (rare terms -- names, products
+        -- say more than "model" or "release"), the chunk's own dense similarity to the question (stored
+        at ingest and already computed by retrieval, so it costs nothing here), and a small bonus for a
+        story's lead sentence (news leads carry the who/what/when).
         """
-        items: list[tuple[int, int, str, set[str]]] = []
+        items: list[tuple[int, int, str, frozenset[str]]] = []
         for n, src in enumerate(request.sources, start=1):
             for pos, sent in enumerate(split_sentences(src.text)):
-                terms = set(search_terms(sent))
+                terms = frozenset(search_terms(sent))
                 if len(terms) >= 3:
                     items.append((n, pos, sent, terms))
         if not items:
@@ -75,21 +89,26 @@ class ExtractiveGenerator:
         for n, pos, text, terms in items:
             lex = sum(w for t, w in idf.items() if t in terms) / total
             prior = max(request.sources[n - 1].dense_score or 0.0, 0.0) / best_dense
-            scored.append((0.55 * lex + 0.35 * prior + (0.1 if pos == 0 else 0.0), n, pos, text))
-        scored.sort(key=lambda x: -x[0])
-        if per_story:  # timelines want every story's best sentence, not the globally best few
+            scored.append(Candidate(n, pos, text, 0.55 * lex + 0.35 * prior + (0.1 if pos == 0 else 0.0), terms))
+        scored.sort(key=lambda c: -c.relevance)
+        if per_story:  # timelines want every story's best sentences, not the globally best few
             taken: dict[int, int] = {}
             pool = []
-            for item in scored:
-                if taken.get(item[1], 0) < per_story:
-                    taken[item[1]] = taken.get(item[1], 0) + 1
-                    pool.append(item)
+            for c in scored:
+                if taken.get(c.n, 0) < per_story:
+                    taken[c.n] = taken.get(c.n, 0) + 1
+                    pool.append(c)
         else:
-            pool = scored[: self.semantic_pool]
-        qvec = self.embedder.embed_one(query)
-        vecs = self.embedder.embed([t for *_, t in pool])
-        return [Candidate(n, pos, text, 0.5 * cheap + 0.5 * float(v @ qvec), v)
-                for (cheap, n, pos, text), v in zip(pool, vecs)]
+            pool = scored[: self.semantic_pool or self.pool_size]
+            if self.semantic_pool:
+                self._rerank(pool, query)
+        return pool
+
+    def _rerank(self, pool: list[Candidate], query: str) -> None:
+        qvec = self.embedder.embed_one(query)   # cached: retrieval embedded the same query
+        vecs = self.embedder.embed([c.text for c in pool])
+        for c, v in zip(pool, vecs):
+            c.relevance = 0.5 * c.relevance + 0.5 * float(v @ qvec)
 
     def _mmr(self, cands: list[Candidate], limit: int, lam: float = 0.75) -> list[Candidate]:
         if not cands:
@@ -101,7 +120,7 @@ class ExtractiveGenerator:
         while pool and len(chosen) < limit:
             best, best_v = None, -9.0
             for c in pool:
-                sim = max((float(c.vec @ d.vec) for d in chosen), default=0.0)
+                sim = max((term_overlap(c.terms, d.terms) for d in chosen), default=0.0)
                 if sim >= self.redundancy:
                     continue
                 v = lam * c.relevance - (1 - lam) * sim
@@ -151,7 +170,7 @@ class ExtractiveGenerator:
         q_terms = set(search_terms(query))
         order = sorted((i for i in range(len(sents)) if i not in have),
                        key=lambda i: (-len(q_terms & set(search_terms(sents[i]))), i))
-        extra = [Candidate(lead_n, i, sents[i], 0.0, np.zeros(1, dtype=np.float32))
+        extra = [Candidate(lead_n, i, sents[i], 0.0, frozenset(search_terms(sents[i])))
                  for i in order[: self.lead_sentences - len(have)] if len(search_terms(sents[i])) >= 3]
         return chosen + extra
 

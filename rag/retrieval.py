@@ -100,7 +100,10 @@ class TermStats:
 # as rare words a story has to hold ("What happened in the Bartz case?" is about Bartz).
 QUESTION_FORM_TERMS = frozenset(search_terms(
     "happen happened happening explain describe details summarize summarise overview anything something "
-    "things going goes get got mention mentioned"))
+    "things going goes get got mention mentioned "
+    # how the answer should look: "Write a detailed account, in five paragraphs, of ..."
+    "write long short brief briefly detailed detail account paragraph paragraphs bullet bullets points "
+    "list summary sentence sentences words please everything tell know give"))
 
 
 def weighted_coverage(weights: dict[str, float], terms: set[str]) -> float:

@@ -21,7 +21,7 @@ if [ -z "${NEWSRAG_DIGESTS_STORE:-}" ] && [ -d ../shared/data/lastweekinai-diges
   cache_root="${XDG_CACHE_HOME:-$HOME/.cache}/newsrag"
   key=$( { find ingest rag/embedder.py rag/onnx_export.py rag/store.py rag/lexical.py rag/records.py \
              rag/text.py rag/settings.py -name '*.py' -type f | LC_ALL=C sort | xargs cat;
-           (cd ../shared/data/lastweekinai-digests/digests && find . -type f -printf '%p %s %T@\n' | LC_ALL=C sort);
+           (cd ../shared/data/lastweekinai-digests/digests && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum);
            env | grep '^NEWSRAG_EMBED' | LC_ALL=C sort; } | sha256sum | cut -c1-16 )
   export NEWSRAG_DIGESTS_STORE="$cache_root/digests-store-$key"
   mkdir -p "$cache_root"

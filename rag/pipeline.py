@@ -125,6 +125,8 @@ class NewsBot:
                       filters=r.filters, generator=self.generator_name, timings=timings)
         if rewritten_by:
             base.flags.append(f"followup:{rewritten_by}")
+            if standalone != q:      # show how a follow-up was read, so a wrong reading can be corrected
+                base.notices.append(f"Read as a follow-up: \"{standalone}\"")
         if r.intent.phrase and (r.intent.since or r.intent.until):
             base.notices.append(f"Searched stories {self._range_text(r.filters)} (from \"{r.intent.phrase}\").")
         if not r.relevant or not r.context:

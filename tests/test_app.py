@@ -340,6 +340,8 @@ def test_chat_follow_up_passes_history(chat_app):
     assert len(frames[-1]) == 2
     assert second["error"] is None and second["answer"] is not None
     assert chat_app.history_of(frames[-1])[0] == (QWEN_Q, first["answer"]["answer"])
+    read_as = second["answer"]["standalone_question"]
+    assert read_as != "What did they release after that?" and "Read as a follow-up" in second["html"]
 
 
 def test_chat_timeline_and_refusal_render_differently(chat_app):

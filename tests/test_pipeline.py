@@ -68,6 +68,8 @@ def test_follow_up_uses_the_previous_turn(bot):
     first = bot.ask("What AI chips has Nvidia announced?")
     follow = bot.chat("And AMD?", history=[("What AI chips has Nvidia announced?", first.text)])
     assert "AMD" in follow.standalone_question and "Nvidia" not in follow.standalone_question
+    assert "followup:rules" in follow.flags
+    assert f'Read as a follow-up: "{follow.standalone_question}"' in follow.notices   # visible, correctable
     assert not follow.refused
     assert any("AMD" in (c.title + c.snippet) for c in follow.citations)
 

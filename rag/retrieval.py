@@ -7,6 +7,7 @@ outlets, so one story cannot fill the context the generator sees.
 """
 from __future__ import annotations
 
+import logging
 import math
 import re
 import threading
@@ -181,6 +182,9 @@ def by_story(ranked: list[Source]) -> list[Source]:
     return out
 
 
+log = logging.getLogger(__name__)
+
+RERANK_HEAD = 30            # fused candidates a configured cross-encoder re-orders
 # Calibrated with benchmarks/quality.py on the Last Week in AI digests (~12k stories) and the corpus.
 FEATURE_STORIES = 20        # candidate stories whose rarity-weighted coverage is computed
 COVERAGE_BOOST = 0.3        # coverage 1.0 adds this share of a first place's RRF score to a story
@@ -321,16 +325,29 @@ class Retriever:
             return self._terms
 
     def _rerank(self, query: str, ranked: list[Source]) -> list[Source]:
-        """Optional cross-encoder pass, only when a local model path is configured."""
-        if not self.settings.rerank_model:
+        """Optional cross-encoder pass over the fused head, only when a local model path is configured.
+
+        The new order is written back into the fused scores (as the RRF score of each new rank), since
+        the coverage re-rank and diversity steps after it sort by score. A model that cannot be loaded
+        is reported once and retrieval goes on without it: a rerank is a refinement, not a requirement."""
+        if not self.settings.rerank_model or self._reranker is False:
             return ranked
         if self._reranker is None:
-            from sentence_transformers import CrossEncoder
-            self._reranker = CrossEncoder(self.settings.rerank_model, device="cpu", local_files_only=True)
-        head = ranked[:30]
-        scores = self._reranker.predict([(query, s.title + ". " + s.text) for s in head])
-        order = np.argsort(-np.asarray(scores))
-        return [head[i] for i in order] + ranked[30:]
+            try:
+                from sentence_transformers import CrossEncoder
+                self._reranker = CrossEncoder(self.settings.rerank_model, device="cpu", local_files_only=True)
+            except Exception as exc:  # noqa: BLE001 - a bad path, not a cross-encoder, a broken file
+                log.warning("rerank model %s could not be loaded (%s: %s); retrieving without rerank",
+                            self.settings.rerank_model, type(exc).__name__, exc)
+                self._reranker = False
+                return ranked
+        head = ranked[:RERANK_HEAD]
+        scores = self._reranker.predict([(query, s.title + ". " + s.text) for s in head], show_progress_bar=False)
+        order = np.argsort(-np.asarray(scores), kind="stable")
+        out = [head[i] for i in order] + ranked[RERANK_HEAD:]
+        for rank, s in enumerate(out):
+            s.score = 1.0 / (self.settings.rrf_k + rank + 1)
+        return out
 
     def _sources(self, lex: LexicalIndex, chunk_ids: list[str]) -> dict[str, Source]:
         """Sources from the index's chunk copy; Chroma is asked only for chunks written after it was built."""

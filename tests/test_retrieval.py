@@ -2,6 +2,7 @@
 and the relevance gate that decides between answering and refusing."""
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 
 import numpy as np
@@ -326,3 +327,53 @@ def test_a_chunk_copy_from_another_build_is_not_used(corpus_store, tmp_path):
     db.close()
     stale = LexicalIndex(None, info, d)
     assert stale.sources(info["ids"][:2]) == {} and stale.vectors(info["ids"][:2]) == {}
+
+
+# ---------------------------------------------------------------------------------------------- rerank
+
+@pytest.fixture(scope="module")
+def cross_encoder_dir(tmp_path_factory):
+    """A real sentence-transformers CrossEncoder made offline from the packaged MiniLM. Its scoring head
+    is untrained (no cross-encoder ships offline), so its order is arbitrary but real: the test checks
+    that retrieval follows whatever the model scores, which is the plumbing a trained model relies on."""
+    import logging
+
+    from sentence_transformers import CrossEncoder
+
+    from rag.settings import packaged_minilm_path
+
+    logging.getLogger("sentence_transformers").setLevel(logging.ERROR)
+    path = tmp_path_factory.mktemp("cross-encoder")
+    CrossEncoder(packaged_minilm_path(), num_labels=1, device="cpu", local_files_only=True).save(str(path))
+    return path
+
+
+def test_configured_cross_encoder_orders_the_fused_head(bot, cross_encoder_dir):
+    from sentence_transformers import CrossEncoder
+
+    from rag.retrieval import RERANK_HEAD, Retriever
+
+    settings = bot.settings.model_copy(update={"rerank_model": str(cross_encoder_dir)})
+    rr = Retriever(bot.store, bot.embedder, settings)
+    query = "Nvidia chips"
+    fused = bot.retriever.retrieve(query, today=PINNED_TODAY)   # warm the lexical index
+    assert fused.stories
+    ranked = rr._rerank(query, [replace(s) for s in fused.stories[:40]])
+    model = CrossEncoder(str(cross_encoder_dir), device="cpu", local_files_only=True)
+    head = ranked[:RERANK_HEAD]
+    scores = model.predict([(query, s.title + ". " + s.text) for s in head], show_progress_bar=False)
+    assert list(scores) == sorted(scores, reverse=True)          # the head is in the model's order
+    assert [s.score for s in ranked] == sorted((s.score for s in ranked), reverse=True)   # and stays so
+    r = rr.retrieve(query, today=PINNED_TODAY)                    # the whole path runs with it
+    assert r.stories and r.context
+
+
+def test_a_rerank_model_that_cannot_load_is_reported_and_skipped(bot, tmp_path, caplog):
+    from rag.retrieval import Retriever
+
+    settings = bot.settings.model_copy(update={"rerank_model": str(tmp_path / "no-such-model")})
+    rr = Retriever(bot.store, bot.embedder, settings)
+    with caplog.at_level("WARNING"):
+        r = rr.retrieve("What is Alibaba's Qwen3-Next?", today=PINNED_TODAY)
+    assert r.relevant and r.stories
+    assert "could not be loaded" in caplog.text and "without rerank" in caplog.text

@@ -22,7 +22,7 @@ if [ -z "${NEWSRAG_DIGESTS_STORE:-}" ] && [ -d ../shared/data/lastweekinai-diges
   key=$( { find ingest rag/embedder.py rag/onnx_export.py rag/store.py rag/lexical.py rag/records.py \
              rag/text.py rag/settings.py -name '*.py' -type f | LC_ALL=C sort | xargs cat;
            (cd ../shared/data/lastweekinai-digests/digests && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum);
-           env | grep '^NEWSRAG_EMBED' | LC_ALL=C sort; } | sha256sum | cut -c1-16 )
+           env | { grep '^NEWSRAG_EMBED' || true; } | LC_ALL=C sort; } | sha256sum | cut -c1-16 )
   export NEWSRAG_DIGESTS_STORE="$cache_root/digests-store-$key"
   mkdir -p "$cache_root"
   find "$cache_root" -maxdepth 1 -name 'digests-store-*' ! -name "digests-store-$key" -exec rm -rf {} +

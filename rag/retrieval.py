@@ -108,9 +108,22 @@ QUESTION_FORM_TERMS = frozenset(search_terms(
 
 
 def weighted_coverage(weights: dict[str, float], terms: set[str]) -> float:
-    """Rarity-weighted share of the question's terms that a text contains (0..1)."""
+    """Rarity-weighted share of the question's terms that a text contains (0..1).
+
+    A hyphenated compound ("face-reading", "Qwen3-Next") is rare as written, so it weighs a lot, yet a
+    story may write it apart ("reads faces", "Qwen3 Next"): it counts as present when all of its parts
+    that are search terms are."""
     total = sum(weights.values())
-    return sum(w for t, w in weights.items() if t in terms) / total if total else 0.0
+    if not total:
+        return 0.0
+
+    def present(t: str) -> bool:
+        if t in terms:
+            return True
+        parts = [p for p in t.split("-") if p in weights] if "-" in t else []
+        return bool(parts) and all(p in terms for p in parts)
+
+    return sum(w for t, w in weights.items() if present(t)) / total
 
 
 def text_terms(text: str) -> frozenset[str]:

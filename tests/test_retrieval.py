@@ -377,3 +377,10 @@ def test_a_rerank_model_that_cannot_load_is_reported_and_skipped(bot, tmp_path, 
         r = rr.retrieve("What is Alibaba's Qwen3-Next?", today=PINNED_TODAY)
     assert r.relevant and r.stories
     assert "could not be loaded" in caplog.text and "without rerank" in caplog.text
+
+
+def test_a_compound_counts_when_the_story_writes_it_apart():
+    w = {"face-read": 10.0, "face": 3.0, "read": 4.0, "deepscor": 9.0}
+    assert weighted_coverage(w, {"deepscor", "face", "read"}) == pytest.approx(1.0)     # "reads faces"
+    assert weighted_coverage(w, {"deepscor", "read"}) == pytest.approx(13 / 26)         # half a compound is not it
+    assert weighted_coverage({"qwen3-next": 8.0, "qwen3": 5.0, "next": 1.0}, {"qwen3"}) == pytest.approx(5 / 14)

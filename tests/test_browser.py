@@ -102,11 +102,25 @@ def test_answer_with_citations_and_source_cards(page, corpus_app, corpus_client)
     open_chat(page, corpus_app)
     assert "stories from" in pg.inner_text("#nr-fresh") and "newest 20" in pg.inner_text("#nr-fresh")
     assert "extractive" in pg.inner_text("#nr-generator")
-    # the answer streams: a partial (streaming) message appears before the final one
+    # the answer streams: a partial (streaming) message is rendered before the final one. An extractive
+    # answer takes milliseconds, so the partial may be on screen for a single frame: a MutationObserver
+    # records every streaming node the page ever inserts instead of polling for one.
+    pg.evaluate("""() => {
+        window.__nrStreamed = 0;
+        const hit = n => n.nodeType === 1 && (n.matches('.nr-streaming') || n.querySelector('.nr-streaming'));
+        new MutationObserver(records => {
+            for (const r of records) {
+                if (r.type === 'attributes' ? hit(r.target) : [...r.addedNodes].some(hit)) window.__nrStreamed++;
+            }
+        }).observe(document.querySelector('#nr-chat'), {subtree: true, childList: true, attributes: true,
+                                                          attributeFilter: ['class']});
+    }""")
     pg.fill("#nr-question textarea", QWEN_Q)
     pg.press("#nr-question textarea", "Enter")
-    pg.wait_for_selector("#nr-chat .nr-streaming", timeout=ANSWER_TIMEOUT)
     pg.wait_for_selector("#nr-chat .nr-answer .nr-card", timeout=ANSWER_TIMEOUT)
+    pg.wait_for_function("() => document.querySelectorAll('#nr-chat .nr-streaming').length === 0",
+                         timeout=ANSWER_TIMEOUT)
+    assert pg.evaluate("window.__nrStreamed") >= 1, "no partial (streaming) answer was ever rendered"
     answer = pg.locator("#nr-chat .nr-answer:not(.nr-streaming)").last
     expected = corpus_client.predict(QWEN_Q, api_name="/ask")
     by_n = {c["n"]: c for c in expected["citations"]}

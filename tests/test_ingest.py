@@ -201,7 +201,7 @@ def test_kill_9_mid_ingest_then_rerun_equals_a_clean_run(tmp_path):
     src = tmp_path / "many"
     _write_many(src, 160)
     killed = tmp_path / "killed"
-    env = {**os.environ, "NEWSRAG_EMBED_BATCH_SIZE": "8"}
+    env = {**os.environ, "NEWSRAG_EMBED_BATCH_SIZE": "1"}     # groups of 64 chunks: several commits to kill between
     proc = subprocess.Popen([sys.executable, "-m", "ingest", str(src), "--store", str(killed), "--no-progress"],
                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 600
@@ -222,7 +222,7 @@ def test_kill_9_mid_ingest_then_rerun_equals_a_clean_run(tmp_path):
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert 0 < written < 160
-    again = run_cli(src, "--store", killed, "--json", env={"NEWSRAG_EMBED_BATCH_SIZE": "8"})
+    again = run_cli(src, "--store", killed, "--json", env={"NEWSRAG_EMBED_BATCH_SIZE": "1"})
     assert again.returncode == 0, again.stderr
     clean = tmp_path / "clean"
     assert run_cli(src, "--store", clean, "--json").returncode == 0

@@ -99,10 +99,9 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 def load_answerable(path: Path = DEV_DIGESTS) -> list[Case]:
-    from rag.records import story_id_for
 
     return [Case(r["id"], r["question"], date.fromisoformat(r.get("today") or DEFAULT_TODAY.isoformat()),
-                 gold_id=story_id_for([r["gold_url"]], "", ""), source="dev")
+                 gold_id=r["gold_id"], source="dev")
             for r in read_jsonl(path)]
 
 

@@ -155,8 +155,8 @@ def fill_ids(path: Path, corpus_dir: Path) -> int:
             ids = [stories[f].id for f in raw["gold_files"]]
         elif raw.get("gold_urls"):
             ids = [digest_story_id(u) for u in raw["gold_urls"]]
-        else:
-            ids = []
+        else:      # ids kept as they are (the committed digests set carries ids only, see check_digest_gold)
+            ids = list(raw.get("gold_story_ids") or [])
         if ids != raw.get("gold_story_ids"):
             raw["gold_story_ids"] = ids
             changed += 1
@@ -208,8 +208,8 @@ def _shared_run(a: str, b: str, n: int = 8) -> str | None:
 
 
 def check_digest_gold(items: list[GoldItem], digests_dir: Path) -> list[str]:
-    """Problems with the digests gold set: ids that are not the digest loader's ids for gold_urls or not
-    loaded at all, must_include strings absent from the gold stories, absent_terms that occur, and any
+    """Problems with the digests gold set: ids the digest loader does not produce (the committed set
+    holds story ids, not the digests' URLs, which would carry their wording into the project), must_include strings absent from the gold stories, absent_terms that occur, and any
     8-word run a question or reference shares with its gold stories (the digests carry no licence)."""
     from ingest.loaders import load_paths
     from rag.settings import Settings
@@ -221,7 +221,7 @@ def check_digest_gold(items: list[GoldItem], digests_dir: Path) -> list[str]:
     for s in load_paths([digests_dir], Settings()).stories:
         stories.setdefault(s.id, []).append(s)
     for it in items:
-        if [digest_story_id(u) for u in it.gold_urls] != it.gold_story_ids:
+        if it.gold_urls and [digest_story_id(u) for u in it.gold_urls] != it.gold_story_ids:
             problems.append(f"{it.id}: gold_story_ids do not match story_id_for(gold_urls)")
         missing = [g for g in it.gold_story_ids if g not in stories]
         if missing:

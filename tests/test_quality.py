@@ -32,8 +32,8 @@ def test_dev_questions_are_well_formed():
     assert len(rows) >= 80
     assert len({r["id"] for r in rows}) == len(rows)
     for r in rows:
-        assert set(r) <= {"id", "question", "gold_url", "today"}
-        assert r["question"].strip() and r["gold_url"].startswith("http")
+        assert set(r) <= {"id", "question", "gold_id", "today"}    # the story's id, never its text or URL
+        assert r["question"].strip() and re.fullmatch(r"u[0-9a-f]{16}", r["gold_id"])
     years = Counter(r["id"].split("-")[1] for r in rows)
     assert set(years) >= {str(y) for y in range(2018, 2027)}, years
     own = read_jsonl(DEV_REFUSAL)
@@ -63,11 +63,10 @@ def digest_stories():
 
 
 def test_every_gold_story_is_a_digest_story_of_either_layout(digest_stories):
-    from rag.records import story_id_for
 
     layouts = Counter()
     for r in read_jsonl(DEV_DIGESTS):
-        sid = story_id_for([r["gold_url"]], "", "")
+        sid = r["gold_id"]
         assert sid in digest_stories, r
         layout, story = digest_stories[sid]
         layouts["lead" if layout.startswith("heading") else "one-line"] += 1

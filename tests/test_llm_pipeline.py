@@ -5,6 +5,7 @@ rewrite steer retrieval.
 """
 from __future__ import annotations
 
+import re
 import threading
 import time
 
@@ -34,7 +35,6 @@ def test_llm_answer_keeps_only_verified_citations(corpus_store, llama_server):
         assert f"[{c.n}]" in a.text
         assert c.snippet and c.snippet.split()[0] in bot.store.story_row(c.story_id).text
     # no marker in the text points at a source the citations do not hold
-    import re
     assert {int(n) for n in re.findall(r"\[(\d+)\]", a.text)} <= cited
     if not replaced:
         assert a.grounded_ratio >= bot.settings.llm_min_grounded

@@ -162,9 +162,7 @@ class _RetrievalSpy:
 def _story_chunks(store, story_id: str, cache: dict[str, list[tuple[str, str]]]) -> list[tuple[str, str]]:
     """(chunk id, text) of a stored story in chunk order."""
     if story_id not in cache:
-        got = store.collection.get(where={"story_id": story_id}, include=["documents", "metadatas"])
-        rows = sorted(zip(got["ids"], got["documents"], got["metadatas"]), key=lambda x: int(x[2].get("chunk_index", 0)))
-        cache[story_id] = [(i, d) for i, d, _ in rows]
+        cache[story_id] = [(c.id, c.text) for c in store.story_chunks(story_id)]
     return cache[story_id]
 
 
@@ -174,13 +172,12 @@ def _gold_passages(store, item: GoldItem) -> list[str]:
     out = []
     wants = [M.normalize_for_match(s) for s in item.must_include]
     for sid in item.gold_story_ids:
-        got = store.collection.get(where={"story_id": sid}, include=["documents", "metadatas"])
-        chunks = sorted(zip(got["documents"], got["metadatas"]), key=lambda dm: int(dm[1].get("chunk_index", 0)))
+        chunks = [c.text for c in store.story_chunks(sid)]
         if not chunks:
             out.append("")
             continue
-        best = max(range(len(chunks)), key=lambda i: (sum(w in M.normalize_for_match(chunks[i][0]) for w in wants), -i))
-        out.append(chunks[best][0])
+        best = max(range(len(chunks)), key=lambda i: (sum(w in M.normalize_for_match(chunks[i]) for w in wants), -i))
+        out.append(chunks[best])
     return out
 
 

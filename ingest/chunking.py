@@ -7,7 +7,7 @@ model's maximum sequence length is split again, because the embedder would silen
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Callable
+from typing import Any, Callable
 
 from rag.records import Chunk, Story
 from rag.text import split_sentences
@@ -41,46 +41,85 @@ def _split_long_sentence(sentence: str, budget: int, count: TokenCounter) -> lis
 
 
 def pack_sentences(sentences: list[str], budget: int, min_tokens: int, count: TokenCounter) -> list[str]:
-    """Greedy packing on sentence boundaries; a tail under `min_tokens` joins the chunk before it."""
-    pieces: list[str] = []
+    """Greedy packing on sentence boundaries; a tail under `min_tokens` joins the chunk before it.
+
+    Each sentence is counted once and a chunk's size is the sum of its sentences' counts: re-counting
+    the growing chunk after every sentence made chunking quadratic. tiktoken's count of the joined text
+    can differ from the sum by a token where two sentences meet; the budget is a target, and the
+    embedder's hard limit is checked exactly afterwards (chunk_stories)."""
+    pieces: list[tuple[str, int]] = []
     for s in sentences:
-        pieces.extend(_split_long_sentence(s, budget, count) if count(s) > budget else [s])
+        n = count(s)
+        if n > budget:
+            pieces.extend((p, count(p)) for p in _split_long_sentence(s, budget, count))
+        else:
+            pieces.append((s, n))
     chunks: list[list[str]] = []
     cur: list[str] = []
-    for p in pieces:
-        if cur and count(" ".join(cur + [p])) > budget:
+    cur_n = 0
+    for p, n in pieces:
+        if cur and cur_n + n > budget:
             chunks.append(cur)
-            cur = []
+            cur, cur_n = [], 0
         cur.append(p)
+        cur_n += n
     if cur:
-        if chunks and count(" ".join(cur)) < min_tokens:
+        if chunks and cur_n < min_tokens:
             chunks[-1].extend(cur)
         else:
             chunks.append(cur)
     return [" ".join(c) for c in chunks]
 
 
-def chunk_story(story: Story, *, budget: int, min_tokens: int, max_embed_tokens: int,
-                embed_len: TokenCounter, count: TokenCounter | None = None) -> list[Chunk]:
-    """Chunks for one story, each guaranteed to fit the embedder (`embed_len` counts its word pieces)."""
+Tokenize = Callable[[list[str]], list[Any]]
+
+
+def chunk_stories(stories: list[Story], *, budget: int, min_tokens: int, max_embed_tokens: int,
+                  tokenize: Tokenize, count: TokenCounter | None = None) -> list[tuple[list[Chunk], list[Any]]]:
+    """Chunks for many stories, each proven to fit the embedder, with the word pieces that proved it.
+
+    `tokenize(texts)` returns one encoding per text whose len() is its word pieces including [CLS]/[SEP]
+    (Embedder.tokenize). All candidates are tokenized in one batch (the tokenizer runs it on every core),
+    and ingest hands the encodings of the chunks that fit straight to the embedder: each chunk is
+    tokenized once, not once to check it and again to embed it."""
     count = count or tiktoken_counter()
-    header = chunk_header(story)
-    bodies = pack_sentences(split_sentences(story.text) or [story.title], budget, min_tokens, count)
-    fitted: list[str] = []
-    queue = list(bodies)
+    headers = [chunk_header(s) for s in stories]
+    bodies = [pack_sentences(split_sentences(s.text) or [s.title], budget, min_tokens, count) for s in stories]
+    encodings = iter(tokenize([h + b for h, bs in zip(headers, bodies) for b in bs]))
+    out = []
+    for story, header, bs in zip(stories, headers, bodies):
+        fitted = _fit(story, header, [(b, next(encodings)) for b in bs], max_embed_tokens, tokenize)
+        chunks = [Chunk(id=f"{story.id}:{i}", story_id=story.id, index=i, text=b, embed_text=header + b,
+                        n_tokens=count(b)) for i, (b, _) in enumerate(fitted)]
+        out.append((chunks, [e for _, e in fitted]))
+    return out
+
+
+def _fit(story: Story, header: str, queue: list[tuple[str, Any]], max_embed_tokens: int,
+         tokenize: Tokenize) -> list[tuple[str, Any]]:
+    """Split every body the embedder would cut: in half by sentences, else by words."""
+    fitted: list[tuple[str, Any]] = []
     while queue:
-        body = queue.pop(0)
-        if embed_len(header + body) <= max_embed_tokens:
-            fitted.append(body)
+        body, enc = queue.pop(0)
+        if len(enc) <= max_embed_tokens:
+            fitted.append((body, enc))
             continue
         sents = split_sentences(body)
         if len(sents) > 1:
             half = len(sents) // 2
-            queue[:0] = [" ".join(sents[:half]), " ".join(sents[half:])]
+            halves = [" ".join(sents[:half]), " ".join(sents[half:])]
         else:
             ws = body.split()
             if len(ws) < 2:
                 raise ValueError(f"story {story.id}: a single word exceeds the embedder's limit")
-            queue[:0] = [" ".join(ws[: len(ws) // 2]), " ".join(ws[len(ws) // 2:])]
-    return [Chunk(id=f"{story.id}:{i}", story_id=story.id, index=i, text=b, embed_text=header + b,
-                  n_tokens=count(b)) for i, b in enumerate(fitted)]
+            halves = [" ".join(ws[: len(ws) // 2]), " ".join(ws[len(ws) // 2:])]
+        queue[:0] = list(zip(halves, tokenize([header + h for h in halves])))
+    return fitted
+
+
+def chunk_story(story: Story, *, budget: int, min_tokens: int, max_embed_tokens: int,
+                embed_len: TokenCounter, count: TokenCounter | None = None) -> list[Chunk]:
+    """Chunks for one story, each guaranteed to fit the embedder (`embed_len` counts its word pieces)."""
+    # fitting needs only each encoding's len(): a range of that length stands in for the word pieces
+    return chunk_stories([story], budget=budget, min_tokens=min_tokens, max_embed_tokens=max_embed_tokens,
+                         tokenize=lambda texts: [range(embed_len(t)) for t in texts], count=count)[0][0]

@@ -8,12 +8,13 @@ sources; when that leaves the story's text unchanged only its metadata is rewrit
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-from ingest.chunking import chunk_story
+from ingest.chunking import chunk_stories
 from ingest.dedup import Candidate, NearDuplicateIndex, exact_key, merge_members, shingles
 from ingest.loaders import LoadResult, Skipped, load_paths
 from rag.embedder import LazyEmbedder
@@ -226,8 +227,11 @@ def _embed_and_write(work: list[tuple[Story, list[Story]]], store: NewsStore, em
     if not work:
         return
     say(f"embedding {len(work)} stories")
+    # The lexical index built after this needs bm25s, whose import (scipy) costs ~0.5 s: done in the
+    # background now, it runs between the embedder's calls instead of after them.
+    threading.Thread(target=_import_bm25s, name="newsrag-import-bm25s", daemon=True).start()
     bar = _Progress(len(work), progress)
-    batch: list[tuple[Story, list[Story], list]] = []
+    batch: list[tuple[Story, list[Story], list, list]] = []    # story, members, chunks, encodings
     n_chunks = 0
     # Big groups let the embedder sort by length and pad little, and each Chroma upsert has a fixed cost:
     # 2,048 chunks per group measured ~15% more chunks/s than 512. Each group is committed atomically.
@@ -237,26 +241,39 @@ def _embed_and_write(work: list[tuple[Story, list[Story]]], store: NewsStore, em
         nonlocal batch, n_chunks
         if not batch:
             return
-        store.mark_pending(s.id for s, _, _ in batch)
-        texts = [c.embed_text for _, _, cs in batch for c in cs]
-        vecs = embedder.embed(texts)
+        store.mark_pending(s.id for s, _, _, _ in batch)
+        texts = [c.embed_text for _, _, cs, _ in batch for c in cs]
+        vecs = embedder.embed(texts, encodings=[e for _, _, _, es in batch for e in es])
         groups, pos = [], 0
-        for story, _, chunks in batch:
+        for story, _, chunks, _ in batch:
             groups.append((story, chunks, vecs[pos:pos + len(chunks)]))
             pos += len(chunks)
         store.write_chunk_groups(groups)
-        store.commit_stories([(s, len(cs), _text_hash(s)) for s, _, cs in batch],
-                             [(m, s.id) for s, ms, _ in batch for m in ms])
+        store.commit_stories([(s, len(cs), _text_hash(s)) for s, _, cs, _ in batch],
+                             [(m, s.id) for s, ms, _, _ in batch for m in ms],
+                             chunks={s.id: cs for s, _, cs, _ in batch})
         report.chunks_embedded += len(texts)
         bar.update(len(batch), len(texts))
         batch, n_chunks = [], 0
 
-    for story, members in work:
-        chunks = chunk_story(story, budget=settings.chunk_tokens, min_tokens=settings.chunk_min_tokens,
-                             max_embed_tokens=embedder.max_seq_length, embed_len=embedder.count_tokens)
-        batch.append((story, members, chunks))
-        n_chunks += len(chunks)
-        if n_chunks >= target:
-            flush()
+    # chunked a few hundred stories at a time: the tokenizer batches them across cores
+    step = max(settings.embed_batch_size * 8, 8)
+    for lo in range(0, len(work), step):
+        part = work[lo:lo + step]
+        chunked = chunk_stories([s for s, _ in part], budget=settings.chunk_tokens,
+                                min_tokens=settings.chunk_min_tokens, max_embed_tokens=embedder.max_seq_length,
+                                tokenize=embedder.tokenize)
+        for (story, members), (chunks, encodings) in zip(part, chunked):
+            batch.append((story, members, chunks, encodings))
+            n_chunks += len(chunks)
+            if n_chunks >= target:
+                flush()
     flush()
     bar.close()
+
+
+def _import_bm25s() -> None:
+    try:
+        import bm25s  # noqa: F401
+    except Exception:  # noqa: BLE001 - build_lexical_index reports a real import failure itself
+        pass

@@ -69,7 +69,11 @@ class _TorchBackend:
         self.max_seq_length = int(self.model.max_seq_length)
         self.tokenizer = self.model.tokenizer
 
-    def embed(self, texts: list[str], batch_size: int) -> np.ndarray:
+    def encode_many(self, texts: list[str]) -> list:
+        return self.tokenizer(texts, add_special_tokens=True, truncation=False)["input_ids"]
+
+    def embed(self, texts: list[str], batch_size: int, encodings: list | None = None) -> np.ndarray:
+        # sentence-transformers tokenizes inside encode(); given encodings only saved the caller a count
         return self.model.encode(texts, batch_size=batch_size, normalize_embeddings=True,
                                  convert_to_numpy=True, show_progress_bar=False)
 
@@ -94,8 +98,14 @@ class _FastTokenizer:
     def __call__(self, text: str, add_special_tokens: bool = True, truncation: bool = False):
         return {"input_ids": self._tok.encode(text, add_special_tokens=add_special_tokens).ids}
 
+    def encode_many(self, texts: list[str]) -> list:
+        """tokenizers.Encoding per text (len() = word pieces with [CLS]/[SEP]); runs on every core."""
+        return self._tok.encode_batch(texts, add_special_tokens=True)
+
     def batch(self, texts: list[str], max_length: int) -> dict[str, np.ndarray]:
-        encs = self._tok.encode_batch(texts, add_special_tokens=True)
+        return self.pad(self.encode_many(texts), max_length)
+
+    def pad(self, encs: list, max_length: int) -> dict[str, np.ndarray]:
         width = min(max(len(e.ids) for e in encs), max_length)
         out = {k: np.full((len(encs), width), self._pad_id if k == "input_ids" else 0, dtype=np.int64)
                for k in ("input_ids", "attention_mask", "token_type_ids")}
@@ -121,6 +131,9 @@ class _AutoTokenizer:
 
     def __call__(self, text: str, add_special_tokens: bool = True, truncation: bool = False):
         return self._tok(text, add_special_tokens=add_special_tokens, truncation=truncation)
+
+    def encode_many(self, texts: list[str]) -> list:
+        return self._tok(texts, add_special_tokens=True, truncation=False)["input_ids"]
 
     def batch(self, texts: list[str], max_length: int) -> dict[str, np.ndarray]:
         return dict(self._tok(texts, padding=True, truncation=True, max_length=max_length, return_tensors="np"))
@@ -165,17 +178,27 @@ class _OnnxBackend:
         width = self.session.get_outputs()[0].shape[-1]
         self.dim = int(width) if isinstance(width, int) else int(self.embed(["dimension probe"], 1).shape[1])
 
-    def embed(self, texts: list[str], batch_size: int) -> np.ndarray:
+    def _lower(self, texts: list[str]) -> list[str]:
+        return [t.lower() for t in texts] if self.pooling.do_lower_case else texts
+
+    def encode_many(self, texts: list[str]) -> list:
+        return self.tokenizer.encode_many(self._lower(texts))
+
+    def embed(self, texts: list[str], batch_size: int, encodings: list | None = None) -> np.ndarray:
         from rag.onnx_export import l2_normalize, pool
 
-        if self.pooling.do_lower_case:
-            texts = [t.lower() for t in texts]
+        texts = self._lower(texts)
+        padded = hasattr(self.tokenizer, "pad")
+        if encodings is None and padded:
+            encodings = self.tokenizer.encode_many(texts)    # one batch over all texts: every core at once
         # longest first, like sentence-transformers: each batch pads to similar lengths
-        order = np.argsort([-len(t) for t in texts], kind="stable")
+        sizes = [-len(e) for e in encodings] if encodings is not None else [-len(t) for t in texts]
+        order = np.argsort(sizes, kind="stable")
         out = np.empty((len(texts), 0), dtype=np.float32)
         for start in range(0, len(texts), batch_size):
             idx = order[start:start + batch_size]
-            enc = self.tokenizer.batch([texts[i] for i in idx], self.max_seq_length)
+            enc = (self.tokenizer.pad([encodings[i] for i in idx], self.max_seq_length) if padded
+                   else self.tokenizer.batch([texts[i] for i in idx], self.max_seq_length))
             feed = {name: (enc[name] if name in enc else np.zeros_like(enc["input_ids"])).astype(np.int64)
                     for name in self.inputs}
             tokens = self.session.run(None, feed)[0]
@@ -219,14 +242,23 @@ class Embedder:
 
     def count_tokens(self, text: str) -> int:
         """Word pieces including [CLS]/[SEP]: compared with max_seq_length to prove nothing is cut."""
-        with self._lock:
-            return len(self._tok(text, add_special_tokens=True, truncation=False)["input_ids"])
+        return len(self.tokenize([text])[0])
 
-    def embed(self, texts: list[str]) -> np.ndarray:
+    def tokenize(self, texts: list[str]) -> list:
+        """One encoding per text, len() = its word pieces with [CLS]/[SEP]; pass them back to embed()."""
+        if not texts:
+            return []
+        with self._lock:
+            return list(self._impl.encode_many(list(texts)))
+
+    def embed(self, texts: list[str], encodings: list | None = None) -> np.ndarray:
+        """`encodings`: tokenize(texts)'s result, when the caller has it already (ingest's chunk check)."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        if encodings is not None and len(encodings) != len(texts):
+            raise ValueError(f"{len(encodings)} encodings for {len(texts)} texts")
         with self._lock:
-            vecs = self._impl.embed(list(texts), self.batch_size)
+            vecs = self._impl.embed(list(texts), self.batch_size, encodings)
         return vecs.astype(np.float32, copy=False)
 
     def embed_one(self, text: str) -> np.ndarray:

@@ -1,9 +1,15 @@
 """The news store: Chroma for chunk vectors, a SQLite catalogue of stories, a BM25 index beside them.
 
-Why three parts: Chroma holds what is searched (chunk vectors and their metadata); the catalogue holds
-what ingest needs to be incremental and crash-safe (each input story's fingerprint, which merged story it
-belongs to, and a write-ahead list of stories being rewritten); BM25 gives the lexical half of hybrid
-search, which Chroma lacks, and is built once per change of the store rather than per query.
+Why three parts: Chroma holds what is searched (chunk vectors and their metadata, for filtered search);
+the catalogue holds the stories and their chunks' text, and what ingest needs to be incremental and
+crash-safe (each input story's fingerprint, which merged story it belongs to, and a write-ahead list of
+stories being rewritten); BM25 gives the lexical half of hybrid search, which Chroma lacks, and is built
+once per change of the store rather than per query.
+
+Chunk text lives in the catalogue, not in Chroma's documents: local Chroma writes every document into a
+full-text index nothing here queries (lexical search is our BM25), and that cost ~40% of each upsert --
+about a tenth of an ingest with the int8 embedder. The catalogue row is committed with its story, so
+text and story never disagree.
 
 Crash safety: before chunks of a story are written to Chroma its id goes into `pending` (committed);
 its catalogue row and the removal from `pending` are committed together after Chroma has them. Opening
@@ -26,7 +32,7 @@ import numpy as np
 from rag.records import Chunk, Filters, SourceLink, Source, Story, date_to_ts
 from rag.settings import Settings
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2     # 2: chunk text in the catalogue's `chunks` table (1: in Chroma's documents)
 
 
 class StoreError(Exception):
@@ -157,6 +163,7 @@ class NewsStore:
                                                  settings=ChromaSettings(anonymized_telemetry=False))
         self._collection = None
         self._count: tuple[int, int] | None = None    # (generation, chunks in Chroma)
+        self._migrate()
 
     # ---- schema and model identity ------------------------------------------------------------
     def _create_schema(self) -> None:
@@ -171,7 +178,29 @@ class NewsStore:
             CREATE INDEX IF NOT EXISTS members_story ON members(story_id);
             CREATE INDEX IF NOT EXISTS members_origin ON members(origin);
             CREATE TABLE IF NOT EXISTS pending(story_id TEXT PRIMARY KEY);
+            CREATE TABLE IF NOT EXISTS chunks(id TEXT PRIMARY KEY, story_id TEXT, idx INTEGER, text TEXT,
+                meta TEXT);
+            CREATE INDEX IF NOT EXISTS chunks_story ON chunks(story_id);
             """)
+
+    def _migrate(self) -> None:
+        """Schema 1 kept chunk text in Chroma's documents: copy it into the catalogue once."""
+        if self.meta("embed_model") is None or int(self.meta("schema") or 1) >= SCHEMA_VERSION:
+            return
+        offset, rows = 0, []
+        while True:
+            got = self.collection.get(include=["documents", "metadatas"], limit=5000, offset=offset)
+            if not got["ids"]:
+                break
+            rows += [(i, m["story_id"], int(m.get("chunk_index", 0)), d, json.dumps(m, ensure_ascii=False))
+                     for i, d, m in zip(got["ids"], got["documents"], got["metadatas"])]
+            offset += len(got["ids"])
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.executemany("INSERT OR REPLACE INTO chunks(id, story_id, idx, text, meta) VALUES(?,?,?,?,?)",
+                                 rows)
+            self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES('schema', ?)", (str(SCHEMA_VERSION),))
+            self._db.execute("COMMIT")
 
     def meta(self, key: str) -> str | None:
         row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
@@ -251,8 +280,14 @@ class NewsStore:
             self._delete_chunks_from(sid, have[0] if have else 0)
         if pending:
             with self._lock:
+                self._db.execute("BEGIN")
+                # A rewrite killed mid-upsert may have overwritten some of the story's committed vectors:
+                # forget its hashes so the next read of its source embeds it again.
+                self._db.executemany("UPDATE stories SET text_hash='' WHERE id=?", [(s,) for s in pending])
+                self._db.executemany("UPDATE members SET fingerprint='' WHERE story_id=?", [(s,) for s in pending])
                 self._db.execute("DELETE FROM pending")
                 self._bump_generation()
+                self._db.execute("COMMIT")
         return len(pending)
 
     def _delete_chunks_from(self, story_id: str, start: int) -> None:
@@ -265,43 +300,52 @@ class NewsStore:
             self._db.executemany("INSERT OR IGNORE INTO pending(story_id) VALUES(?)", [(s,) for s in story_ids])
             self._db.execute("COMMIT")
 
-    def write_chunks(self, story: Story, chunks: list[Chunk], vectors: np.ndarray) -> None:
-        self.write_chunk_groups([(story, chunks, vectors)])
-
     def write_chunk_groups(self, groups: list[tuple[Story, list[Chunk], np.ndarray]]) -> None:
-        """Write many stories' chunks in one Chroma upsert.
+        """Write many stories' chunk vectors in one Chroma upsert (their text is committed with the story).
 
         Each upsert is a Chroma transaction costing ~30 ms however small it is; one per story made
         writing slower than embedding. Callers mark the stories pending first and commit them after, so
         a crash mid-upsert is recovered like any other (see recover())."""
-        ids, vecs, docs, metas = [], [], [], []
+        ids, vecs, metas = [], [], []
         for story, chunks, vectors in groups:
             old = self._db.execute("SELECT chunk_count FROM stories WHERE id=?", (story.id,)).fetchone()
             if old and old[0] > len(chunks):
                 self._delete_chunks_from(story.id, len(chunks))
             ids += [c.id for c in chunks]
             vecs.append(np.asarray(vectors, dtype=np.float32).reshape(len(chunks), -1))
-            docs += [c.text for c in chunks]
             metas += [chunk_metadata(story, c) for c in chunks]
         if ids:
-            self.collection.upsert(ids=ids, embeddings=np.concatenate(vecs).tolist(), documents=docs,
-                                   metadatas=metas)
+            self.collection.upsert(ids=ids, embeddings=np.concatenate(vecs), metadatas=metas)
 
     def update_chunk_metadata(self, story: Story, n_chunks: int) -> None:
-        """New outlets merged into a story change its metadata, not its text: no re-embedding."""
-        got = self.collection.get(ids=[f"{story.id}:{i}" for i in range(n_chunks)], include=["documents"])
-        by_id = dict(zip(got["ids"], got["documents"]))
-        metas = []
-        for i in range(n_chunks):
-            cid = f"{story.id}:{i}"
-            metas.append(chunk_metadata(story, Chunk(cid, story.id, i, by_id.get(cid, ""), "", 0)))
-        if n_chunks:
-            self.collection.update(ids=[f"{story.id}:{i}" for i in range(n_chunks)], metadatas=metas)
+        """New outlets merged into a story change its metadata, not its text: no re-embedding.
 
-    def commit_stories(self, stories: list[tuple[Story, int, str]], members: list[tuple[Story, str]]) -> None:
-        """Atomically record merged stories (story, chunk_count, text_hash) and their input members."""
+        Chroma's copy is updated here; the catalogue's is rewritten by the commit_stories that follows."""
+        chunks = self.story_chunks(story.id)
+        if chunks:
+            self.collection.update(ids=[c.id for c in chunks], metadatas=[chunk_metadata(story, c) for c in chunks])
+
+    def story_chunks(self, story_id: str) -> list[Chunk]:
+        """A stored story's chunks in order (embed_text and n_tokens are not stored)."""
+        rows = self._db.execute("SELECT id, idx, text FROM chunks WHERE story_id=? ORDER BY idx", (story_id,))
+        return [Chunk(cid, story_id, idx, text, "", 0) for cid, idx, text in rows.fetchall()]
+
+    def commit_stories(self, stories: list[tuple[Story, int, str]], members: list[tuple[Story, str]],
+                       chunks: dict[str, list[Chunk]] | None = None) -> None:
+        """Atomically record merged stories (story, chunk_count, text_hash), their input members, and the
+        chunks just written for them (story id -> chunks; a story left out keeps its chunk texts and only
+        has their metadata refreshed)."""
+        chunks = chunks or {}
         with self._lock:
             self._db.execute("BEGIN")
+            for s, _, _ in stories:
+                cs = chunks.get(s.id)
+                if cs is None:
+                    cs = self.story_chunks(s.id)
+                self._db.execute("DELETE FROM chunks WHERE story_id=?", (s.id,))
+                self._db.executemany("INSERT INTO chunks(id, story_id, idx, text, meta) VALUES(?,?,?,?,?)",
+                                     [(c.id, s.id, c.index, c.text, json.dumps(chunk_metadata(s, c), ensure_ascii=False))
+                                      for c in cs])
             for s, n, h in stories:
                 self._db.execute(
                     "INSERT OR REPLACE INTO stories(id, title, published_at, published_ts, outlets, urls, tags, "
@@ -330,6 +374,7 @@ class NewsStore:
             self._db.execute("INSERT OR IGNORE INTO pending(story_id) VALUES(?)", (story_id,))
             self._db.execute("DELETE FROM stories WHERE id=?", (story_id,))
             self._db.execute("DELETE FROM members WHERE story_id=?", (story_id,))
+            self._db.execute("DELETE FROM chunks WHERE story_id=?", (story_id,))
             self._bump_generation()
             self._db.execute("COMMIT")
         self._delete_chunks_from(story_id, 0)
@@ -365,38 +410,38 @@ class NewsStore:
         return [(cid, 1.0 - float(dist)) for cid, dist in zip(res["ids"][0], res["distances"][0])]
 
     def get_sources(self, chunk_ids: list[str]) -> list[Source]:
-        if not chunk_ids:
-            return []
-        got = self.collection.get(ids=chunk_ids, include=["documents", "metadatas"])
-        by_id = {i: (d, m) for i, d, m in zip(got["ids"], got["documents"], got["metadatas"])}
+        by_id: dict[str, tuple[str, dict]] = {}
+        for lo in range(0, len(chunk_ids), 500):
+            part = chunk_ids[lo:lo + 500]
+            rows = self._db.execute(f"SELECT id, text, meta FROM chunks WHERE id IN ({','.join('?' * len(part))})", part)
+            by_id.update({i: (t, json.loads(m)) for i, t, m in rows.fetchall()})
         return [source_from_hit(c, *by_id[c]) for c in chunk_ids if c in by_id]
 
     def chunk_vectors(self, chunk_ids: list[str]) -> dict[str, np.ndarray]:
         """Stored vectors, so a lexical-only hit gets a dense score without re-embedding its text."""
-        if not chunk_ids:
-            return {}
-        got = self.collection.get(ids=chunk_ids, include=["embeddings"])
-        return {i: np.asarray(v, dtype=np.float32) for i, v in zip(got["ids"], got["embeddings"])}
+        out: dict[str, np.ndarray] = {}
+        for lo in range(0, len(chunk_ids), 5000):
+            got = self.collection.get(ids=chunk_ids[lo:lo + 5000], include=["embeddings"])
+            out.update({i: np.asarray(v, dtype=np.float32) for i, v in zip(got["ids"], got["embeddings"])})
+        return out
 
-    def all_chunks(self, batch: int = 5000, *, with_vectors: bool = False):
-        """(ids, documents, metadatas), plus an (n, dim) float32 array of vectors when asked for."""
-        ids, docs, metas, vecs = [], [], [], []
-        include = ["documents", "metadatas"] + (["embeddings"] if with_vectors else [])
-        offset = 0
-        while True:
-            got = self.collection.get(include=include, limit=batch, offset=offset)
-            if not got["ids"]:
-                break
-            ids += got["ids"]
-            docs += got["documents"]
-            metas += got["metadatas"]
-            if with_vectors:
-                vecs.append(np.asarray(got["embeddings"], dtype=np.float32))
-            offset += len(got["ids"])
+    def all_chunks(self, *, with_vectors: bool = False):
+        """(ids, texts, metadatas) of every committed chunk, plus an (n, dim) float32 array of their
+        vectors when asked for (a chunk Chroma lacks, which a repaired crash can leave, gets zeros)."""
+        rows = self._db.execute("SELECT id, text, meta FROM chunks ORDER BY story_id, idx").fetchall()
+        ids = [r[0] for r in rows]
+        docs = [r[1] for r in rows]
+        metas = [json.loads(r[2]) for r in rows]
         if not with_vectors:
             return ids, docs, metas
         dim = int(self.meta("embed_dim") or 0)
-        return ids, docs, metas, (np.concatenate(vecs) if vecs else np.zeros((0, dim), dtype=np.float32))
+        vectors = np.zeros((len(ids), dim), dtype=np.float32)
+        found = self.chunk_vectors(ids)
+        for row, cid in enumerate(ids):
+            v = found.get(cid)
+            if v is not None:
+                vectors[row] = v
+        return ids, docs, metas, vectors
 
     def stats(self) -> dict[str, Any]:
         rows = self._db.execute("SELECT outlets, tags, published_at FROM stories").fetchall()

@@ -73,6 +73,7 @@ def test_incremental_reingest_embeds_only_what_changed(workdir):
     ids, docs, _ = store.all_chunks()
     assert any("41 languages" in d for d in docs) and not any("39 languages" in d for d in docs)
     assert len(ids) == len(set(ids)) == store.count_chunks()
+    assert chroma_ids(store) == sorted(ids)          # Chroma holds a vector for each catalogued chunk, no more
     # a story that disappeared from the re-read folder is removed, unless --keep-missing
     (src / "b.md").unlink()
     kept = ingest_paths([src], settings, progress=False, keep_missing=True)
@@ -81,6 +82,55 @@ def test_incremental_reingest_embeds_only_what_changed(workdir):
     assert r4.removed == 1 and r4.stories_total == 1
     assert all(m["story_id"] != "" for m in NewsStore(settings).all_chunks()[2])
     assert not any("Tern-2" in d for d in NewsStore(settings).all_chunks()[1])
+    assert chroma_ids(NewsStore(settings)) == sorted(NewsStore(settings).all_chunks()[0])
+
+
+def chroma_ids(store: NewsStore) -> list[str]:
+    return sorted(store.collection.get(include=[])["ids"])
+
+
+def test_store_of_schema_1_is_migrated_on_open(workdir):
+    """Stores built before chunk text moved into the catalogue kept it in Chroma's documents: opening one
+    copies the text across once, and retrieval reads it as before."""
+    tmp, src, settings = workdir
+    ingest_paths([src], settings, progress=False)
+    store = NewsStore(settings, writable=True)
+    ids, docs, metas = store.all_chunks()
+    # rewind to schema 1: documents in Chroma, no chunk rows in the catalogue
+    vecs = store.chunk_vectors(ids)
+    store.collection.upsert(ids=ids, embeddings=[vecs[i] for i in ids], documents=docs, metadatas=metas)
+    store._db.execute("DELETE FROM chunks")
+    store.set_meta("schema", "1")
+    store.close()
+    old = NewsStore(settings)
+    assert old.meta("schema") == "2"
+    assert old.all_chunks()[:2] == (ids, docs)
+    src_rows = old.get_sources([ids[0]])
+    assert src_rows and src_rows[0].text == docs[0] and src_rows[0].title == metas[0]["title"]
+
+
+def test_recovery_re_embeds_a_story_whose_rewrite_was_killed(workdir):
+    """The state a kill leaves mid-rewrite of a changed story -- its id pending, Chroma already holding
+    new vectors for its chunks, the catalogue still the old text -- built with the store's own calls
+    (the real SIGKILL test is below; where exactly it lands cannot be chosen). The next ingest of its
+    source must embed it again, so no chunk keeps a vector of text the store does not hold."""
+    from rag.embedder import get_embedder
+
+    tmp, src, settings = workdir
+    ingest_paths([src], settings, progress=False)
+    store = NewsStore(settings, writable=True)
+    row = next(r for r in store.story_rows() if "Tern-2" in r.title)
+    chunks = store.story_chunks(row.id)
+    story = next(m for m in store.member_stories(row.id))
+    store.mark_pending([row.id])
+    junk = get_embedder(settings).embed(["An unrelated sentence about cooking pasta."] * len(chunks))
+    store.write_chunk_groups([(story, chunks, junk)])
+    store.close()                                    # "killed" before commit_stories
+    again = ingest_paths([src], settings, progress=False)
+    assert again.recovered == 1 and again.chunks_embedded >= len(chunks)
+    store = NewsStore(settings)
+    vecs = store.chunk_vectors([c.id for c in chunks])
+    assert all(float(vecs[c.id] @ junk[0]) < 0.9 for c in chunks)
 
 
 def test_unchanged_reingest_never_loads_the_model(workdir, monkeypatch):
@@ -193,6 +243,7 @@ def _store_snapshot(store_dir: Path) -> tuple:
     s = NewsStore(Settings(store_dir=store_dir))
     ids, docs, metas = s.all_chunks()
     rows = sorted((r.id, r.title, r.chunk_count) for r in s.story_rows())
+    assert chroma_ids(s) == sorted(ids)              # no orphan vector in Chroma, none missing
     return sorted(zip(ids, docs)), rows, len(ids)
 
 

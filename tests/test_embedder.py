@@ -112,6 +112,27 @@ def test_no_chunk_exceeds_the_models_window(torch_embedder, budget, run_on):
     assert " ".join(c.text for c in chunks).split() == story.text.split()
 
 
+@pytest.mark.parametrize("backend", ["torch", "onnx-int8"])
+def test_ingest_chunking_hands_its_encodings_to_the_embedder(torch_embedder, int8_embedder, backend):
+    """Ingest tokenizes each chunk once: the encodings that proved a chunk fits are the ones embedded.
+    They must count what count_tokens counts, keep every chunk inside the window, and embed exactly as
+    the texts would on their own."""
+    from ingest.chunking import chunk_stories
+
+    emb = torch_embedder if backend == "torch" else int8_embedder
+    stories = [long_story(run_on=False), long_story(run_on=True)]
+    out = chunk_stories(stories, budget=160, min_tokens=40, max_embed_tokens=emb.max_seq_length,
+                        tokenize=emb.tokenize)
+    texts = [c.embed_text for chunks, _ in out for c in chunks]
+    encodings = [e for _, encs in out for e in encs]
+    assert len(texts) == len(encodings) >= 10
+    for t, e in zip(texts, encodings):
+        assert len(e) == emb.count_tokens(t) <= emb.max_seq_length
+    np.testing.assert_allclose(emb.embed(texts, encodings=encodings), emb.embed(texts), atol=1e-5)
+    with pytest.raises(ValueError, match="encodings for"):
+        emb.embed(texts, encodings=encodings[:-1])
+
+
 # --- the ONNX int8 backend -------------------------------------------------------------------------
 
 def test_int8_embeddings_are_normalised_and_agree_with_fp32(torch_embedder, int8_embedder, texts):

@@ -136,7 +136,12 @@ def llama_index_pipeline(stories, settings, path: Path) -> tuple[float, int]:
     from llama_index.embeddings.huggingface import HuggingFaceEmbedding
     from llama_index.vector_stores.chroma import ChromaVectorStore
 
+    import llama_index.vector_stores.chroma.base as li_chroma
+
     client = chromadb.PersistentClient(path=str(path), settings=ChromaSettings(anonymized_telemetry=False))
+    # llama-index writes up to 41,665 nodes per Chroma call; local Chroma 1.x takes 5,461 and the whole
+    # digests (12.9k nodes) would fail. Lowered to Chroma's own limit so the stock recipe can run at all.
+    li_chroma.MAX_CHUNK_SIZE = min(li_chroma.MAX_CHUNK_SIZE, client.get_max_batch_size())
     store = ChromaVectorStore(chroma_collection=client.get_or_create_collection("bench"))
     embed = HuggingFaceEmbedding(model_name=settings.embed_model_path(), device="cpu")
     docs = [Document(text=s.text, doc_id=s.id, metadata={"title": s.title, "published_at": s.published_at.isoformat()})

@@ -315,7 +315,19 @@ class NewsStore:
             vecs.append(np.asarray(vectors, dtype=np.float32).reshape(len(chunks), -1))
             metas += [chunk_metadata(story, c) for c in chunks]
         if ids:
-            self.collection.upsert(ids=ids, embeddings=np.concatenate(vecs), metadatas=metas)
+            # Chroma refuses a write over its max batch (5,461 rows locally): llama-index's Chroma store
+            # assumes 41,665 and fails on ~5.5k chunks. A crash between slices is recovered like any other.
+            step = self.max_batch()
+            allvecs = np.concatenate(vecs)
+            for lo in range(0, len(ids), step):
+                self.collection.upsert(ids=ids[lo:lo + step], embeddings=allvecs[lo:lo + step],
+                                       metadatas=metas[lo:lo + step])
+
+    def max_batch(self) -> int:
+        try:
+            return max(1, int(self._client.get_max_batch_size()))
+        except Exception:  # noqa: BLE001 - a client without the call: Chroma's smallest documented limit
+            return 5461
 
     def update_chunk_metadata(self, story: Story, n_chunks: int) -> None:
         """New outlets merged into a story change its metadata, not its text: no re-embedding.

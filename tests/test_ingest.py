@@ -281,3 +281,24 @@ def test_kill_9_mid_ingest_then_rerun_equals_a_clean_run(tmp_path):
     c_chunks, c_rows, c_n = _store_snapshot(clean)
     assert k_rows == c_rows and len(k_rows) == 160
     assert k_chunks == c_chunks and k_n == c_n      # no duplicate or orphan chunks, none missing
+
+
+def test_a_write_larger_than_chromas_max_batch_is_split(tmp_path):
+    """Local Chroma refuses more than ~5,461 rows per write (llama-index's Chroma store trips on it with
+    the whole digests). A group that big happens with a large NEWSRAG_EMBED_BATCH_SIZE; written here
+    directly with random unit vectors, since embedding 5,500 chunks only to reach the limit costs minutes."""
+    import numpy as np
+    from datetime import date
+
+    from rag.records import Chunk, SourceLink, Story
+
+    store = NewsStore(Settings(store_dir=tmp_path / "store"), writable=True)
+    store.bind_model("test-model", 8)
+    n = store.max_batch() + 39
+    story = Story(id="big", title="A very long story", text="x", published_at=date(2026, 1, 1),
+                  sources=[SourceLink("Wire", "https://example.org/big")], tags=["t"], origin="test")
+    chunks = [Chunk(id=f"big:{i}", story_id="big", index=i, text=f"part {i}", embed_text="", n_tokens=2)
+              for i in range(n)]
+    vecs = np.random.default_rng(0).standard_normal((n, 8)).astype(np.float32)
+    store.write_chunk_groups([(story, chunks, vecs / np.linalg.norm(vecs, axis=1, keepdims=True))])
+    assert store.collection.count() == n

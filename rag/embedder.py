@@ -95,9 +95,6 @@ class _FastTokenizer:
         self._pad_id = 0 if pad is None else pad
         self.model_max_length = model_max_length
 
-    def __call__(self, text: str, add_special_tokens: bool = True, truncation: bool = False):
-        return {"input_ids": self._tok.encode(text, add_special_tokens=add_special_tokens).ids}
-
     def encode_many(self, texts: list[str]) -> list:
         """tokenizers.Encoding per text (len() = word pieces with [CLS]/[SEP]); runs on every core."""
         return self._tok.encode_batch(texts, add_special_tokens=True)
@@ -128,9 +125,6 @@ class _AutoTokenizer:
 
         self._tok = AutoTokenizer.from_pretrained(model_path, local_files_only=True)
         self.model_max_length = int(self._tok.model_max_length or 1 << 30)
-
-    def __call__(self, text: str, add_special_tokens: bool = True, truncation: bool = False):
-        return self._tok(text, add_special_tokens=add_special_tokens, truncation=truncation)
 
     def encode_many(self, texts: list[str]) -> list:
         return self._tok(texts, add_special_tokens=True, truncation=False)["input_ids"]
@@ -230,7 +224,6 @@ class Embedder:
             self._impl = _OnnxBackend(model_path, precision, threads, base, cache_dir)
         self.dim = int(self._impl.dim)
         self.max_seq_length = int(self._impl.max_seq_length)
-        self._tok = self._impl.tokenizer
         # one lock: torch inference is not re-entrant across request threads, and a fast tokenizer's
         # padding/truncation settings are set per call on shared state (count_tokens must not race embed)
         self._lock = threading.RLock()

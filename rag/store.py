@@ -329,13 +329,15 @@ class NewsStore:
         except Exception:  # noqa: BLE001 - a client without the call: Chroma's smallest documented limit
             return 5461
 
-    def update_chunk_metadata(self, story: Story, n_chunks: int) -> None:
+    def update_chunk_metadata(self, story: Story) -> list[Chunk]:
         """New outlets merged into a story change its metadata, not its text: no re-embedding.
 
-        Chroma's copy is updated here; the catalogue's is rewritten by the commit_stories that follows."""
+        Chroma's copy is updated here; pass the returned chunks to the commit_stories that follows,
+        which rewrites the catalogue's."""
         chunks = self.story_chunks(story.id)
         if chunks:
             self.collection.update(ids=[c.id for c in chunks], metadatas=[chunk_metadata(story, c) for c in chunks])
+        return chunks
 
     def story_chunks(self, story_id: str) -> list[Chunk]:
         """A stored story's chunks in order (embed_text and n_tokens are not stored)."""

@@ -248,10 +248,10 @@ def _embed_and_write(work: list[tuple[Story, list[Story]]], store: NewsStore, em
         for story, _, chunks, _ in batch:
             groups.append((story, chunks, vecs[pos:pos + len(chunks)]))
             pos += len(chunks)
-        store.write_chunk_groups(groups)
+        metas = store.write_chunk_groups(groups)
         store.commit_stories([(s, len(cs), _text_hash(s)) for s, _, cs, _ in batch],
                              [(m, s.id) for s, ms, _, _ in batch for m in ms],
-                             chunks={s.id: cs for s, _, cs, _ in batch})
+                             chunks={s.id: cs for s, _, cs, _ in batch}, metas=metas)
         report.chunks_embedded += len(texts)
         bar.update(len(batch), len(texts))
         batch, n_chunks = [], 0

@@ -87,8 +87,13 @@ def story_from_json(raw: str) -> Story:
 
 def chunk_metadata(story: Story, chunk: Chunk) -> dict[str, Any]:
     """Flat metadata Chroma can filter on: a boolean key per outlet and per tag, the date as a number."""
-    meta: dict[str, Any] = {
-        "story_id": story.id, "title": story.title, "chunk_index": chunk.index,
+    return story_chunk_metadata(story, [chunk])[0]
+
+
+def story_chunk_metadata(story: Story, chunks: list[Chunk]) -> list[dict[str, Any]]:
+    """chunk_metadata for all of a story's chunks: the story's part is built once, not once per chunk."""
+    base: dict[str, Any] = {
+        "story_id": story.id, "title": story.title, "chunk_index": 0,
         "published_at": story.published_at.isoformat(), "published_ts": date_to_ts(story.published_at),
         "outlet": story.outlet, "url": story.url,
         "outlets_json": json.dumps(story.outlets, ensure_ascii=False),
@@ -96,10 +101,19 @@ def chunk_metadata(story: Story, chunk: Chunk) -> dict[str, Any]:
         "tags_json": json.dumps(story.tags, ensure_ascii=False),
     }
     for o in story.outlets:
-        meta["o_" + slug(o)] = True
+        base["o_" + slug(o)] = True
     for t in story.tags:
-        meta["t_" + slug(t)] = True
-    return meta
+        base["t_" + slug(t)] = True
+    return [{**base, "chunk_index": c.index} for c in chunks]
+
+
+# Keys only the catalogue's copy keeps: Chroma is searched and filtered, never read for display, and every
+# string key costs its upsert ~5% (outlets_json holds the outlet; the story's url is its first source).
+_CATALOGUE_ONLY = ("outlet", "urls_json")
+
+
+def chroma_metadata(meta: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in meta.items() if k not in _CATALOGUE_ONLY}
 
 
 def source_from_hit(chunk_id: str, text: str, meta: dict[str, Any], score: float = 0.0) -> Source:
@@ -300,20 +314,27 @@ class NewsStore:
             self._db.executemany("INSERT OR IGNORE INTO pending(story_id) VALUES(?)", [(s,) for s in story_ids])
             self._db.execute("COMMIT")
 
-    def write_chunk_groups(self, groups: list[tuple[Story, list[Chunk], np.ndarray]]) -> None:
+    def write_chunk_groups(self, groups: list[tuple[Story, list[Chunk], np.ndarray]]) -> dict[str, list[dict]]:
         """Write many stories' chunk vectors in one Chroma upsert (their text is committed with the story).
 
         Each upsert is a Chroma transaction costing ~30 ms however small it is; one per story made
         writing slower than embedding. Callers mark the stories pending first and commit them after, so
-        a crash mid-upsert is recovered like any other (see recover())."""
-        ids, vecs, metas = [], [], []
+        a crash mid-upsert is recovered like any other (see recover()). Returns each story's chunk
+        metadata, for commit_stories to keep in the catalogue without building it again."""
+        ids, vecs, metas, by_story = [], [], [], {}
+        ids_of = [story.id for story, _, _ in groups]
+        old = {}
+        for lo in range(0, len(ids_of), 500):
+            part = ids_of[lo:lo + 500]
+            old.update(self._db.execute(f"SELECT id, chunk_count FROM stories WHERE id IN ({','.join('?' * len(part))})",
+                                        part).fetchall())
         for story, chunks, vectors in groups:
-            old = self._db.execute("SELECT chunk_count FROM stories WHERE id=?", (story.id,)).fetchone()
-            if old and old[0] > len(chunks):
+            if old.get(story.id, 0) > len(chunks):
                 self._delete_chunks_from(story.id, len(chunks))
             ids += [c.id for c in chunks]
             vecs.append(np.asarray(vectors, dtype=np.float32).reshape(len(chunks), -1))
-            metas += [chunk_metadata(story, c) for c in chunks]
+            by_story[story.id] = story_chunk_metadata(story, chunks)
+            metas += [chroma_metadata(m) for m in by_story[story.id]]
         if ids:
             # Chroma refuses a write over its max batch (5,461 rows locally): llama-index's Chroma store
             # assumes 41,665 and fails on ~5.5k chunks. A crash between slices is recovered like any other.
@@ -322,6 +343,7 @@ class NewsStore:
             for lo in range(0, len(ids), step):
                 self.collection.upsert(ids=ids[lo:lo + step], embeddings=allvecs[lo:lo + step],
                                        metadatas=metas[lo:lo + step])
+        return by_story
 
     def max_batch(self) -> int:
         try:
@@ -336,7 +358,8 @@ class NewsStore:
         which rewrites the catalogue's."""
         chunks = self.story_chunks(story.id)
         if chunks:
-            self.collection.update(ids=[c.id for c in chunks], metadatas=[chunk_metadata(story, c) for c in chunks])
+            self.collection.update(ids=[c.id for c in chunks],
+                                   metadatas=[chroma_metadata(m) for m in story_chunk_metadata(story, chunks)])
         return chunks
 
     def story_chunks(self, story_id: str) -> list[Chunk]:
@@ -345,32 +368,34 @@ class NewsStore:
         return [Chunk(cid, story_id, idx, text, "", 0) for cid, idx, text in rows.fetchall()]
 
     def commit_stories(self, stories: list[tuple[Story, int, str]], members: list[tuple[Story, str]],
-                       chunks: dict[str, list[Chunk]] | None = None) -> None:
+                       chunks: dict[str, list[Chunk]] | None = None,
+                       metas: dict[str, list[dict]] | None = None) -> None:
         """Atomically record merged stories (story, chunk_count, text_hash), their input members, and the
-        chunks just written for them (story id -> chunks; a story left out keeps its chunk texts and only
-        has their metadata refreshed)."""
+        chunks just written for them (story id -> chunks, and optionally their metadata as
+        write_chunk_groups returned it; a story left out keeps its chunk texts and only has their
+        metadata refreshed)."""
         chunks = chunks or {}
+        metas = metas or {}
+        rows = []
+        for s, _, _ in stories:
+            cs = chunks.get(s.id)
+            if cs is None:
+                cs = self.story_chunks(s.id)
+            ms = metas.get(s.id) or story_chunk_metadata(s, cs)
+            rows += [(c.id, s.id, c.index, c.text, json.dumps(m, ensure_ascii=False)) for c, m in zip(cs, ms)]
         with self._lock:
             self._db.execute("BEGIN")
-            for s, _, _ in stories:
-                cs = chunks.get(s.id)
-                if cs is None:
-                    cs = self.story_chunks(s.id)
-                self._db.execute("DELETE FROM chunks WHERE story_id=?", (s.id,))
-                self._db.executemany("INSERT INTO chunks(id, story_id, idx, text, meta) VALUES(?,?,?,?,?)",
-                                     [(c.id, s.id, c.index, c.text, json.dumps(chunk_metadata(s, c), ensure_ascii=False))
-                                      for c in cs])
-            for s, n, h in stories:
-                self._db.execute(
-                    "INSERT OR REPLACE INTO stories(id, title, published_at, published_ts, outlets, urls, tags, "
-                    "text, chunk_count, text_hash) VALUES(?,?,?,?,?,?,?,?,?,?)",
-                    (s.id, s.title, s.published_at.isoformat(), date_to_ts(s.published_at),
-                     json.dumps(s.outlets), json.dumps(s.urls), json.dumps(s.tags), s.text, n, h))
-                self._db.execute("DELETE FROM pending WHERE story_id=?", (s.id,))
-            for m, story_id in members:
-                self._db.execute("INSERT OR REPLACE INTO members(member_id, story_id, origin, fingerprint, "
+            self._db.executemany("DELETE FROM chunks WHERE story_id=?", [(s.id,) for s, _, _ in stories])
+            self._db.executemany("INSERT INTO chunks(id, story_id, idx, text, meta) VALUES(?,?,?,?,?)", rows)
+            self._db.executemany(
+                "INSERT OR REPLACE INTO stories(id, title, published_at, published_ts, outlets, urls, tags, "
+                "text, chunk_count, text_hash) VALUES(?,?,?,?,?,?,?,?,?,?)",
+                [(s.id, s.title, s.published_at.isoformat(), date_to_ts(s.published_at), json.dumps(s.outlets),
+                  json.dumps(s.urls), json.dumps(s.tags), s.text, n, h) for s, n, h in stories])
+            self._db.executemany("DELETE FROM pending WHERE story_id=?", [(s.id,) for s, _, _ in stories])
+            self._db.executemany("INSERT OR REPLACE INTO members(member_id, story_id, origin, fingerprint, "
                                  "story_json) VALUES(?,?,?,?,?)",
-                                 (m.id, story_id, m.origin, m.fingerprint, story_to_json(m)))
+                                 [(m.id, story_id, m.origin, m.fingerprint, story_to_json(m)) for m, story_id in members])
             self._bump_generation()
             self._db.execute("COMMIT")
 

@@ -182,6 +182,38 @@ def test_near_duplicate_becomes_one_story_with_both_outlets(workdir):
     assert (again.chunks_embedded, again.merged_duplicates, again.unchanged) == (0, 0, 3)
 
 
+def test_chroma_holds_each_chunks_metadata_and_filters_on_it(workdir):
+    """Read back from Chroma itself, not the catalogue: every key the store promises, a date range filter
+    on the number, an outlet filter -- and a merged syndicated copy's outlet reaches Chroma without a
+    re-embed."""
+    tmp, src, settings = workdir
+    ingest_paths([src], settings, progress=False)
+    store = NewsStore(settings)
+    got = store.collection.get(include=["metadatas"])
+    by_id = dict(zip(got["ids"], got["metadatas"]))
+    assert sorted(by_id) == sorted(store.all_chunks()[0])
+    orbital = [m for m in by_id.values() if m["title"] == "Orbital Robotics doubles arm speed"]
+    assert orbital and sorted(m["chunk_index"] for m in orbital) == list(range(len(orbital)))
+    m = orbital[0]
+    assert m["published_at"] == "2026-03-03" and isinstance(m["published_ts"], int)
+    assert m["url"] == "https://example.org/robot/orbital-kestrel-4"
+    assert json.loads(m["outlets_json"]) == ["Robot Report"] and json.loads(m["tags_json"]) == ["robotics"]
+    assert m["story_id"] and all(x["story_id"] == m["story_id"] for x in orbital)
+    # a range on the number keeps only March 4 (Tern-2); the outlet key keeps only Robot Report's story
+    day4 = store.collection.get(where={"published_ts": {"$gte": m["published_ts"] + 1}}, include=["metadatas"])
+    assert {x["title"] for x in day4["metadatas"]} == {"Harbor Labs opens Tern-2 speech model"}
+    robot = store.collection.get(where={"o_robot_report": True}, include=["metadatas"])
+    assert {x["title"] for x in robot["metadatas"]} == {"Orbital Robotics doubles arm speed"}
+    store.close()
+    (src / "a2.md").write_text(story_md("Orbital's Kestrel 4 arm picks 1,200 parcels an hour", "2026-03-04",
+                                        "Logistics Daily", "https://logistics.example.com/orbital-arm", BODY_A_SYNDICATED))
+    r = ingest_paths([src], settings, progress=False)
+    assert r.merged_duplicates == 1 and r.chunks_embedded == 0, r
+    merged = NewsStore(settings).collection.get(where={"o_logistics_daily": True}, include=["metadatas"])
+    assert merged["ids"] and all(json.loads(x["outlets_json"]) == ["Robot Report", "Logistics Daily"]
+                                 for x in merged["metadatas"])
+
+
 def test_exact_duplicate_is_skipped_with_its_reason(workdir):
     tmp, src, settings = workdir
     shutil.copy(src / "a.md", src / "copy-of-a.md")

@@ -11,8 +11,11 @@ import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Callable, Sequence
+
+import numpy as np
 
 from ingest.chunking import chunk_stories
 from ingest.dedup import Candidate, NearDuplicateIndex, exact_key, merge_members, shingles
@@ -164,9 +167,10 @@ def _ingest(loaded: LoadResult, store: NewsStore, embedder, settings: Settings, 
     affected: dict[str, list[Story]] = {}         # story_id -> its members after this run
     member_story = {mid: sid for mid, (sid, _, _) in known.items()}
     index = NearDuplicateIndex(settings.near_duplicate_jaccard, settings.near_duplicate_days)
-    if fresh:
-        for row in store.story_rows():
-            index.add(Candidate(row.id, row.published_at, shingles(row.text)))
+    # only stored stories inside some fresh story's time window can be its near-duplicate
+    for since, until in _windows([s.published_at for s in fresh], settings.near_duplicate_days):
+        for sid, published_at, text in store.story_texts_between(since, until):
+            index.add(Candidate(sid, published_at, shingles(text)))
     removed_members = set(vanished)
 
     def members_of(story_id: str) -> list[Story]:
@@ -212,9 +216,21 @@ def _ingest(loaded: LoadResult, store: NewsStore, embedder, settings: Settings, 
             store.commit_stories([(merged, have[1], have[0])], [(m, sid) for m in ms], chunks={sid: chunks})
         else:
             to_embed.append((merged, ms))
-    _embed_and_write(to_embed, store, embedder, settings, report, progress, say)
+    fresh_vectors = _embed_and_write(to_embed, store, embedder, settings, report, progress, say)
     say("building the lexical index")
-    build_lexical_index(store)
+    build_lexical_index(store, fresh_vectors)
+
+
+def _windows(dates: list[date], days: int) -> list[tuple[date, date]]:
+    """The date ranges within `days` of any of `dates`, overlapping ranges merged."""
+    out: list[list[date]] = []
+    for d in sorted(set(dates)):
+        lo, hi = d - timedelta(days=days), d + timedelta(days=days)
+        if out and lo <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], hi)
+        else:
+            out.append([lo, hi])
+    return [(lo, hi) for lo, hi in out]
 
 
 def _bm25_fresh(store: NewsStore) -> bool:
@@ -223,9 +239,12 @@ def _bm25_fresh(store: NewsStore) -> bool:
 
 
 def _embed_and_write(work: list[tuple[Story, list[Story]]], store: NewsStore, embedder, settings: Settings,
-                     report: IngestReport, progress: bool, say) -> None:
+                     report: IngestReport, progress: bool, say) -> dict[str, np.ndarray]:
+    """Embed and store the stories; returns chunk id -> vector, so the lexical index's chunk copy
+    need not read them back from Chroma."""
+    written: dict[str, np.ndarray] = {}
     if not work:
-        return
+        return written
     say(f"embedding {len(work)} stories")
     # The lexical index built after this needs bm25s, whose import (scipy) costs ~0.5 s: done in the
     # background now, it runs between the embedder's calls instead of after them.
@@ -247,6 +266,7 @@ def _embed_and_write(work: list[tuple[Story, list[Story]]], store: NewsStore, em
         groups, pos = [], 0
         for story, _, chunks, _ in batch:
             groups.append((story, chunks, vecs[pos:pos + len(chunks)]))
+            written.update(zip((c.id for c in chunks), vecs[pos:pos + len(chunks)]))
             pos += len(chunks)
         metas = store.write_chunk_groups(groups)
         store.commit_stories([(s, len(cs), _text_hash(s)) for s, _, cs, _ in batch],
@@ -270,6 +290,7 @@ def _embed_and_write(work: list[tuple[Story, list[Story]]], store: NewsStore, em
                 flush()
     flush()
     bar.close()
+    return written
 
 
 def _import_bm25s() -> None:

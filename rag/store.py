@@ -267,6 +267,14 @@ class NewsStore:
         return [StoryRow(r[0], r[1], date.fromisoformat(r[2]), json.loads(r[3]), json.loads(r[4]),
                          json.loads(r[5]), r[6], r[7]) for r in rows]
 
+    def story_texts_between(self, since: date, until: date) -> list[tuple[str, date, str]]:
+        """(id, published_at, text) of the stories published in [since, until]: what near-duplicate
+        matching compares new stories with, without reading the whole catalogue."""
+        rows = self._db.execute("SELECT id, published_at, text FROM stories WHERE published_ts BETWEEN ? AND ? "
+                                "ORDER BY published_ts DESC, id",
+                                (date_to_ts(since), date_to_ts(until))).fetchall()
+        return [(r[0], date.fromisoformat(r[1]), r[2]) for r in rows]
+
     def story_row(self, story_id: str) -> StoryRow | None:
         r = self._db.execute("SELECT id, title, published_at, outlets, urls, tags, text, chunk_count "
                              "FROM stories WHERE id=?", (story_id,)).fetchone()
@@ -464,23 +472,15 @@ class NewsStore:
             out.update({i: np.asarray(v, dtype=np.float32) for i, v in zip(got["ids"], got["embeddings"])})
         return out
 
-    def all_chunks(self, *, with_vectors: bool = False):
-        """(ids, texts, metadatas) of every committed chunk, plus an (n, dim) float32 array of their
-        vectors when asked for (a chunk Chroma lacks, which a repaired crash can leave, gets zeros)."""
+    def chunk_rows(self) -> tuple[list[str], list[str], list[str]]:
+        """(ids, texts, metadata as stored JSON) of every committed chunk, in story and chunk order."""
         rows = self._db.execute("SELECT id, text, meta FROM chunks ORDER BY story_id, idx").fetchall()
-        ids = [r[0] for r in rows]
-        docs = [r[1] for r in rows]
-        metas = [json.loads(r[2]) for r in rows]
-        if not with_vectors:
-            return ids, docs, metas
-        dim = int(self.meta("embed_dim") or 0)
-        vectors = np.zeros((len(ids), dim), dtype=np.float32)
-        found = self.chunk_vectors(ids)
-        for row, cid in enumerate(ids):
-            v = found.get(cid)
-            if v is not None:
-                vectors[row] = v
-        return ids, docs, metas, vectors
+        return [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
+
+    def all_chunks(self) -> tuple[list[str], list[str], list[dict[str, Any]]]:
+        """(ids, texts, metadatas) of every committed chunk."""
+        ids, docs, raw = self.chunk_rows()
+        return ids, docs, [json.loads(m) for m in raw]
 
     def stats(self) -> dict[str, Any]:
         rows = self._db.execute("SELECT outlets, tags, published_at FROM stories").fetchall()

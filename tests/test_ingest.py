@@ -214,6 +214,63 @@ def test_chroma_holds_each_chunks_metadata_and_filters_on_it(workdir):
                                  for x in merged["metadatas"])
 
 
+def test_lexical_index_rebuild_reuses_only_what_did_not_change(workdir, monkeypatch):
+    """The chunk copy beside BM25 must hold exactly Chroma's vectors and the catalogue's text. Unchanged
+    chunks come from the previous copy, chunks an ingest just embedded from the ingest itself: only
+    what neither has is read back from Chroma. A retitled story (same body, new embedded header) must
+    not keep its old vector."""
+    import numpy as np
+
+    import ingest.pipeline
+    from rag.lexical import LexicalIndex
+
+    tmp, src, settings = workdir
+    ingest_paths([src], settings, progress=False)
+    asked: list[str] = []
+    real = NewsStore.chunk_vectors
+    monkeypatch.setattr(NewsStore, "chunk_vectors", lambda self, ids: (asked.extend(ids), real(self, ids))[1])
+
+    def copy_matches_store() -> None:
+        store = NewsStore(settings)
+        lex = LexicalIndex.load(store)
+        ids, docs, metas = store.all_chunks()
+        assert lex.ids == ids
+        vecs, stored = lex.vectors(ids), real(store, ids)
+        assert all(np.allclose(vecs[c], stored[c], atol=1e-6) for c in ids)
+        assert [lex.sources([c])[c].text for c in ids] == docs
+        assert [h.chunk_id for h in lex.search("Tern-3 inference card", 1)] == \
+            [c for c, m in zip(ids, metas) if "Tern-3" in m["title"]]
+
+    # 1. an ingest that dies after committing, before its index build (a fake failure: a real kill
+    # cannot be timed to land exactly there); the next query rebuilds the index from the old copy
+    (src / "a.md").write_text((src / "a.md").read_text().replace("Orbital Robotics doubles arm speed",
+                                                                 "Kestrel 4 arm doubles its picking rate"))
+    (src / "c.md").write_text(story_md("Quarry Systems ships Tern-3 inference card", "2026-03-05", "Chip Desk",
+                                       "https://example.org/chips/quarry-tern-3",
+                                       "Quarry Systems began shipping its Tern-3 inference card to cloud customers on "
+                                       "March 5, 2026. The card draws 75 watts and fits a standard server slot, the "
+                                       "company said, and early buyers include two Nordic hosting firms."))
+
+    def die(*a, **k):
+        raise RuntimeError("killed before the index build")
+
+    monkeypatch.setattr(ingest.pipeline, "build_lexical_index", die)
+    r = ingest_paths([src], settings, progress=False)
+    assert r.error and (r.new, r.updated, r.unchanged) == (1, 1, 1), r
+    monkeypatch.undo()
+    monkeypatch.setattr(NewsStore, "chunk_vectors", lambda self, ids: (asked.extend(ids), real(self, ids))[1])
+    copy_matches_store()
+    ids = NewsStore(settings).all_chunks()[0]
+    harbor = [c for c, m in zip(ids, NewsStore(settings).all_chunks()[2]) if m["title"].startswith("Harbor")]
+    assert set(asked) == set(ids) - set(harbor)        # the retitled and the new story, not the unchanged one
+    # 2. an ingest that finishes hands its own vectors to the index: nothing is read back from Chroma
+    asked.clear()
+    (src / "c.md").write_text((src / "c.md").read_text().replace("75 watts", "70 watts"))
+    r = ingest_paths([src], settings, progress=False)
+    assert r.updated == 1 and not r.error and asked == []
+    copy_matches_store()
+
+
 def test_exact_duplicate_is_skipped_with_its_reason(workdir):
     tmp, src, settings = workdir
     shutil.copy(src / "a.md", src / "copy-of-a.md")
@@ -334,3 +391,15 @@ def test_a_write_larger_than_chromas_max_batch_is_split(tmp_path):
     vecs = np.random.default_rng(0).standard_normal((n, 8)).astype(np.float32)
     store.write_chunk_groups([(story, chunks, vecs / np.linalg.norm(vecs, axis=1, keepdims=True))])
     assert store.collection.count() == n
+
+
+def test_near_duplicate_windows_cover_each_new_story_and_merge_overlaps():
+    """Near-duplicate matching reads only stored stories within near_duplicate_days of a new one."""
+    from datetime import date
+
+    from ingest.pipeline import _windows
+
+    d = date(2026, 3, 10)
+    assert _windows([d, date(2026, 3, 13), date(2026, 4, 30), d], 7) == [
+        (date(2026, 3, 3), date(2026, 3, 20)), (date(2026, 4, 23), date(2026, 5, 7))]
+    assert _windows([], 7) == []

@@ -441,3 +441,17 @@ def test_story_ids_are_unique_or_real_repeats(digests):
             assert len({s.origin for s in group}) == len(group), f"{story_id} repeated within one digest"
     repeats = sum(len(g) - 1 for g in groups.values())
     assert repeats < 0.05 * len(digests.stories)
+
+
+def test_a_folders_readme_is_documentation_not_a_skipped_story(tmp_path):
+    """corpus/README.md describes the corpus: walking the folder must not report it as a story that failed
+    for lack of a date on every run. Named as a path of its own, a README is read like any file."""
+    (tmp_path / "README.md").write_text("# About these stories\n\nOur own summaries of AI news.\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "readme.txt").write_text("notes for editors\n")
+    (tmp_path / "story.md").write_text('---\ntitle: "Test lab ships a model"\npublished: 2026-03-01\n---\n'
+                                       "Test lab shipped a small model on March 1, 2026.\n")
+    result = load(tmp_path)
+    assert [s.title for s in result.stories] == ["Test lab ships a model"] and result.skipped == []
+    explicit = load(tmp_path / "README.md")
+    assert not explicit.stories and [s.path for s in explicit.skipped] == [str(tmp_path / "README.md")]

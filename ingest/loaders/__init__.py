@@ -106,12 +106,18 @@ def size_reason(size: int, limit: int) -> str:
 
 # --- files ---------------------------------------------------------------------------------------------
 
+def _is_folder_readme(name: str) -> bool:
+    """README, README.md, readme.txt...: a folder's own documentation, not a story in it."""
+    return name.split(".", 1)[0].lower() == "readme"
+
+
 def _walk(directory: Path) -> Iterator[Path]:
-    """Files under a folder in sorted order, hidden files and folders (dot names) left out."""
+    """Files under a folder in sorted order; hidden files and folders (dot names) and the folders'
+    READMEs are left out (named as a path of their own, a README is read like any file)."""
     for root, dirs, files in os.walk(directory):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
-            if not name.startswith("."):
+            if not name.startswith(".") and not _is_folder_readme(name):
                 yield Path(root) / name
 
 

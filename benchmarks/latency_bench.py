@@ -110,13 +110,12 @@ def synthetic_store(real_settings, n_chunks: int, path: Path):
 
 
 def flush(dst, stories, chunks, vecs):
-    from rag.store import chunk_metadata
+    """Through the store's own write path, so the synthetic chunks land in Chroma and the catalogue alike."""
     if not stories:
         return
-    dst.collection.add(ids=[c.id for c in chunks], embeddings=np.stack(vecs).tolist(),
-                       documents=[c.text for c in chunks],
-                       metadatas=[chunk_metadata(s, c) for s, c in zip(stories, chunks)])
-    dst.commit_stories([(s, 1, "syn") for s in stories], [])
+    metas = dst.write_chunk_groups([(s, [c], v) for s, c, v in zip(stories, chunks, vecs)])
+    dst.commit_stories([(s, 1, "syn") for s in stories], [], chunks={s.id: [c] for s, c in zip(stories, chunks)},
+                       metas=metas)
 
 
 def main() -> int:

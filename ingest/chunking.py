@@ -89,8 +89,7 @@ def chunk_stories(stories: list[Story], *, budget: int, min_tokens: int, max_emb
     tokenized once, not once to check it and again to embed it."""
     count = count or tiktoken_counter()
     headers = [chunk_header(s) for s in stories]
-    # Most news stories fit one chunk: the whole text, counted once (in one batch), needs no sentence
-    # splitting. Joining split_sentences' output with spaces gives exactly normalize_space(text), so a
+    # Most news stories fit one chunk: the whole text, counted once, needs no sentence splitting. Joining split_sentences' output with spaces gives exactly normalize_space(text), so a
     # story's chunk is the same text either way.
     wholes = [normalize_space(s.text) for s in stories]
     whole_counts = [count(w) for w in wholes]     # (tiktoken's threaded batch measured 2x slower here)
@@ -100,7 +99,7 @@ def chunk_stories(stories: list[Story], *, budget: int, min_tokens: int, max_emb
     encodings = iter(tokenize([h + b for h, bs in zip(headers, bodies) for b in bs]))
     fitted_all = [_fit(story, header, [(b, next(encodings)) for b in bs], max_embed_tokens, tokenize)
                   for story, header, bs in zip(stories, headers, bodies)]
-    known = {w: n for w, n in zip(wholes, whole_counts)}
+    known = dict(zip(wholes, whole_counts))      # chunk text -> tiktoken count
     recount = [b for fitted in fitted_all for b, _ in fitted if b not in known]
     known.update((b, count(b)) for b in recount)
     out = []

@@ -21,7 +21,7 @@ from ingest.chunking import chunk_stories
 from ingest.dedup import Candidate, NearDuplicateIndex, exact_key, merge_members, shingles
 from ingest.loaders import LoadResult, Skipped, load_paths
 from rag.embedder import LazyEmbedder
-from rag.lexical import build_lexical_index
+from rag.lexical import build_lexical_index, lexical_index_is_fresh
 from rag.records import Story, content_hash
 from rag.settings import Settings
 from rag.store import NewsStore, StoreError
@@ -160,7 +160,7 @@ def _ingest(loaded: LoadResult, store: NewsStore, embedder, settings: Settings, 
             if mid not in present and _covered(origin, inputs) and origin not in failed:
                 vanished.append(mid)
 
-    if not fresh and not vanished and store.generation() and _bm25_fresh(store):
+    if not fresh and not vanished and store.generation() and lexical_index_is_fresh(store):
         return
 
     # 3. assign fresh members to stories (existing, or new clusters) by near-duplicate matching
@@ -231,11 +231,6 @@ def _windows(dates: list[date], days: int) -> list[tuple[date, date]]:
         else:
             out.append([lo, hi])
     return [(lo, hi) for lo, hi in out]
-
-
-def _bm25_fresh(store: NewsStore) -> bool:
-    from rag.lexical import lexical_index_is_fresh
-    return lexical_index_is_fresh(store)
 
 
 def _embed_and_write(work: list[tuple[Story, list[Story]]], store: NewsStore, embedder, settings: Settings,

@@ -85,13 +85,9 @@ def story_from_json(raw: str) -> Story:
                  author=d.get("author"))
 
 
-def chunk_metadata(story: Story, chunk: Chunk) -> dict[str, Any]:
-    """Flat metadata Chroma can filter on: a boolean key per outlet and per tag, the date as a number."""
-    return story_chunk_metadata(story, [chunk])[0]
-
-
 def story_chunk_metadata(story: Story, chunks: list[Chunk]) -> list[dict[str, Any]]:
-    """chunk_metadata for all of a story's chunks: the story's part is built once, not once per chunk."""
+    """Each chunk's flat metadata, which Chroma can filter on: a boolean key per outlet and per tag, the
+    date as a number. The story's part is built once, not once per chunk."""
     base: dict[str, Any] = {
         "story_id": story.id, "title": story.title, "chunk_index": 0,
         "published_at": story.published_at.isoformat(), "published_ts": date_to_ts(story.published_at),

@@ -18,10 +18,11 @@ _WORD = re.compile(r"[a-z0-9]+")
 
 
 def shingles(text: str, n: int = 3) -> frozenset[int]:
+    """Hashes of the text's word n-grams (hashes of word tuples: no n-gram string is ever built)."""
     w = _WORD.findall((text or "").lower())
     if len(w) < n:
-        return frozenset({hash(" ".join(w))}) if w else frozenset()
-    return frozenset(hash(" ".join(w[i:i + n])) for i in range(len(w) - n + 1))
+        return frozenset({hash(tuple(w))}) if w else frozenset()
+    return frozenset(map(hash, zip(*(w[i:] for i in range(n)))))
 
 
 def exact_key(story: Story) -> str:
@@ -33,13 +34,14 @@ def similarity(a: frozenset[int], b: frozenset[int]) -> tuple[float, float]:
     """(Jaccard, containment of the smaller in the larger)."""
     if not a or not b:
         return 0.0, 0.0
-    inter = len(a & b)
-    return inter / len(a | b), inter / min(len(a), len(b))
+    inter = len(a & b)      # the union's size follows from it: no second set is built
+    return inter / (len(a) + len(b) - inter), inter / min(len(a), len(b))
 
 
-def is_near_duplicate(a: frozenset[int], b: frozenset[int], *, jaccard: float) -> bool:
+def near_duplicate_jaccard(a: frozenset[int], b: frozenset[int], *, jaccard: float) -> float | None:
+    """The pair's Jaccard when they are near-duplicates, else None: one set intersection per pair."""
     j, c = similarity(a, b)
-    return j >= jaccard or (c >= 0.8 and min(len(a), len(b)) >= 30)
+    return j if j >= jaccard or (c >= 0.8 and min(len(a), len(b)) >= 30) else None
 
 
 @dataclass
@@ -71,8 +73,8 @@ class NearDuplicateIndex:
         for cand in self._items[lo:hi]:
             if cand.id in exclude:
                 continue
-            if is_near_duplicate(sig, cand.sig, jaccard=self.jaccard):
-                j, _ = similarity(sig, cand.sig)
+            j = near_duplicate_jaccard(sig, cand.sig, jaccard=self.jaccard)
+            if j is not None:
                 if best is None or j > best_j:
                     best, best_j = cand.id, j
         return best

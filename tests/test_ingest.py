@@ -403,3 +403,48 @@ def test_near_duplicate_windows_cover_each_new_story_and_merge_overlaps():
     assert _windows([d, date(2026, 3, 13), date(2026, 4, 30), d], 7) == [
         (date(2026, 3, 3), date(2026, 3, 20)), (date(2026, 4, 23), date(2026, 5, 7))]
     assert _windows([], 7) == []
+
+
+def _chroma_engine_affinities() -> dict[int, set[int]]:
+    from rag.store import _chroma_engine_threads
+
+    return {tid: os.sched_getaffinity(tid) for tid in _chroma_engine_threads()}
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="thread affinity needs Linux and at least two cores")
+def test_chroma_writes_run_on_one_core_and_give_the_cores_back(workdir):
+    """Chroma's engine threads hand each SQL statement between them; on one core the hand-offs skip the
+    cross-core wake-ups (an upsert measured ~35% faster). The pin must hold during the ingest's upserts and
+    be undone after them, or every later query would run on one core."""
+    _, _, settings = workdir
+    everything = os.sched_getaffinity(0)
+    store = NewsStore(settings, writable=True)
+    store.bind_model("test-model", 8)
+    seen: list[dict[int, set[int]]] = []
+    real_upsert = type(store.collection).upsert
+
+    def watching_upsert(self, *a, **kw):
+        seen.append(_chroma_engine_affinities())
+        return real_upsert(self, *a, **kw)
+
+    import numpy as np
+    from datetime import date
+
+    from rag.records import Chunk, SourceLink, Story
+
+    story = Story(id="s1", title="Pinned write", text="x", published_at=date(2026, 1, 1),
+                  sources=[SourceLink("Wire", "https://example.org/pin")], tags=["t"], origin="test")
+    chunks = [Chunk(id=f"s1:{i}", story_id="s1", index=i, text=f"part {i}", embed_text="", n_tokens=2) for i in range(3)]
+    vecs = np.eye(3, 8, dtype=np.float32)
+    try:
+        type(store.collection).upsert = watching_upsert
+        store.write_chunk_groups([(story, chunks, vecs)])
+    finally:
+        type(store.collection).upsert = real_upsert
+    assert seen and seen[0], "Chroma's engine threads were not found during the upsert"
+    assert all(len(cpus) == 1 for cpus in seen[0].values()), seen[0]
+    assert os.sched_getaffinity(0) == everything          # the caller's own thread is never pinned
+    after = _chroma_engine_affinities()
+    assert after and all(cpus == everything for cpus in after.values()), after
+    assert store.collection.count() == 3

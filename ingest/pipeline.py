@@ -241,6 +241,10 @@ def _embed_and_write(work: list[tuple[Story, list[Story]]], store: NewsStore, em
     if not work:
         return written
     say(f"embedding {len(work)} stories")
+    # Longest stories first: each group then holds chunks of like length, and the embedder, which sorts and
+    # pads within a call, pads about as little as one call over everything would (on the digests, groups
+    # in file order padded to 1.8% more word pieces, 5% more attention work, than one sorted call).
+    work = sorted(work, key=lambda sm: -(len(sm[0].title) + len(sm[0].text)))
     # The lexical index built after this needs bm25s, whose import (scipy) costs ~0.5 s: done in the
     # background now, it runs between the embedder's calls instead of after them.
     threading.Thread(target=_import_bm25s, name="newsrag-import-bm25s", daemon=True).start()

@@ -162,7 +162,11 @@ _CHROMA_THREAD_NAMES = ("tokio-rt-worker", "sqlx-sqlite-wor")
 
 def _chroma_engine_threads() -> list[int]:
     out = []
-    for tid in os.listdir("/proc/self/task"):
+    try:
+        tids = os.listdir("/proc/self/task")
+    except OSError:          # no /proc: nothing is pinned
+        return out
+    for tid in tids:
         try:
             with open(f"/proc/self/task/{tid}/comm") as fh:
                 if fh.read().startswith(_CHROMA_THREAD_NAMES):

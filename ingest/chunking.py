@@ -89,8 +89,9 @@ def chunk_stories(stories: list[Story], *, budget: int, min_tokens: int, max_emb
     tokenized once, not once to check it and again to embed it."""
     count = count or tiktoken_counter()
     headers = [chunk_header(s) for s in stories]
-    # Most news stories fit one chunk: the whole text, counted once, needs no sentence splitting. Joining split_sentences' output with spaces gives exactly normalize_space(text), so a
-    # story's chunk is the same text either way.
+    # Most news stories fit one chunk: the whole text, counted once, needs no sentence splitting. Joining
+    # split_sentences' output with spaces gives exactly normalize_space(text), so a story's chunk is the
+    # same text either way.
     wholes = [normalize_space(s.text) for s in stories]
     whole_counts = [count(w) for w in wholes]     # (tiktoken's threaded batch measured 2x slower here)
     bodies = [[w] if w and n <= budget else

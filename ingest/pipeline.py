@@ -212,8 +212,9 @@ def _ingest(loaded: LoadResult, store: NewsStore, embedder, settings: Settings, 
         merged = merge_members(sid, ms)
         have = stored.get(sid)
         if have and have[0] == _text_hash(merged):
-            chunks = store.update_chunk_metadata(merged)
-            store.commit_stories([(merged, have[1], have[0])], [(m, sid) for m in ms], chunks={sid: chunks})
+            chunks, metas = store.update_chunk_metadata(merged)
+            store.commit_stories([(merged, have[1], have[0])], [(m, sid) for m in ms], chunks={sid: chunks},
+                                 metas={sid: metas})
         else:
             to_embed.append((merged, ms))
     fresh_vectors = _embed_and_write(to_embed, store, embedder, settings, report, progress, say)

@@ -411,16 +411,16 @@ class NewsStore:
         except Exception:  # noqa: BLE001 - a client without the call: Chroma's smallest documented limit
             return 5461
 
-    def update_chunk_metadata(self, story: Story) -> list[Chunk]:
+    def update_chunk_metadata(self, story: Story) -> tuple[list[Chunk], list[dict[str, Any]]]:
         """New outlets merged into a story change its metadata, not its text: no re-embedding.
 
-        Chroma's copy is updated here; pass the returned chunks to the commit_stories that follows,
-        which rewrites the catalogue's."""
+        Chroma's copy is updated here; pass the returned chunks and metadata to the commit_stories that
+        follows, which rewrites the catalogue's without building the metadata again."""
         chunks = self.story_chunks(story.id)
+        metas = story_chunk_metadata(story, chunks)
         if chunks:
-            self.collection.update(ids=[c.id for c in chunks],
-                                   metadatas=[chroma_metadata(m) for m in story_chunk_metadata(story, chunks)])
-        return chunks
+            self.collection.update(ids=[c.id for c in chunks], metadatas=[chroma_metadata(m) for m in metas])
+        return chunks, metas
 
     def story_chunks(self, story_id: str) -> list[Chunk]:
         """A stored story's chunks in order (embed_text and n_tokens are not stored)."""

@@ -91,6 +91,21 @@ def normalise_history(history: Any) -> list[tuple[str, str]]:
     return pairs
 
 
+def answer_sources(r: Retrieval, k: int) -> list[Source]:
+    """The stories an answer lists: the top `k` in rank order, plus any story the generator was handed.
+
+    Citations must point into `sources`, but the generator's context is picked by diversify() from more
+    than the top k stories (it mixes outlets, interleaves comparison subjects and keeps a dozen timeline
+    events), so a cited story can rank below k. Those are added in rank order, never dropped."""
+    cited = {s.story_id for s in r.context}
+    top = r.stories[:k]
+    have = {s.story_id for s in top}
+    extra = [s for s in r.stories[k:] if s.story_id in cited and s.story_id not in have]
+    ranked = {s.story_id for s in r.stories}
+    missing = [s for s in r.context if s.story_id not in ranked and s.story_id not in have]
+    return top + extra + list({s.story_id: s for s in missing}.values())
+
+
 class NewsBot:
     """Open a built store and answer questions about it. Thread-safe for concurrent questions."""
 
@@ -148,7 +163,7 @@ class NewsBot:
         t1 = time.perf_counter()
         r = self.retriever.retrieve(standalone, filters=filters)
         timings = {"rewrite": t1 - t0, **r.timings}
-        base = Answer(question=q, text="", standalone_question=standalone, sources=r.stories[: max(k or 10, 1)],
+        base = Answer(question=q, text="", standalone_question=standalone, sources=answer_sources(r, max(k or 10, 1)),
                       filters=r.filters, generator=self.generator_name, timings=timings)
         if rewritten_by:
             base.flags.append(f"followup:{rewritten_by}")

@@ -18,7 +18,6 @@ optional since/until "YYYY-MM-DD", outlets and tags lists) returns the same JSON
 import rag  # noqa: F401  (first: makes the environment offline-safe, incl. GRADIO_ANALYTICS_ENABLED=False)
 
 import argparse
-import ipaddress
 import json
 import logging
 import sys
@@ -30,6 +29,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from rag import limits, ui
+from rag.interfaces.common import is_loopback, port_problem  # noqa: F401  (app.port_problem is API)
+from rag.interfaces.openai_api import mount as mount_openai_api
 from rag.records import Filters, answer_to_dict
 from rag.settings import Settings
 
@@ -79,35 +80,6 @@ CSS = """
 
 
 # ----------------------------------------------------------------------------------- start-up
-
-def is_loopback(host: str) -> bool:
-    host = (host or "").strip()
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def port_problem(host: str, port: int) -> str | None:
-    """Fail fast (before the slow model load) when the port cannot be bound."""
-    import socket
-
-    try:
-        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except socket.gaierror as exc:
-        return f"cannot resolve host {host!r}: {exc}"
-    family, _, _, _, addr = infos[0]
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(addr)
-        except OSError as exc:
-            return (f"cannot listen on {host}:{port} ({exc.strerror}); is the app already running? "
-                    "Pick another port with --port or NEWSRAG_PORT.")
-    return None
-
 
 def bind_warning(host: str, has_auth: bool) -> str | None:
     """The warning printed when the chat would be reachable from other machines without a password."""
@@ -521,6 +493,7 @@ def main(argv: list[str] | None = None) -> int:
                 auth_message="AI News, cited" if auth else None, css=CSS, show_error=True, ssr_mode=False,
                 footer_links=["api"], quiet=True, inbrowser=False, prevent_thread_lock=True,
                 max_file_size=1, app_kwargs={"middleware": [guard_middleware(demo, settings, auth)]})
+    mount_openai_api(demo.app, settings, chat._need_bot)       # /v1/chat/completions, /v1/models
     shown = f"[{settings.host}]" if ":" in settings.host else settings.host
     print(f"[newsrag] ready in {time.perf_counter() - t0:.1f}s: http://{shown}:{settings.port}"
           f"{' (login required)' if auth else ''}  - Ctrl+C to stop", flush=True)

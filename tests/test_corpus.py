@@ -102,7 +102,7 @@ def copied_runs() -> dict[str, list[str]]:
     return out
 
 
-@pytest.mark.skipif(not DIGESTS.is_dir(), reason="../shared/data/lastweekinai-digests is absent")
+@pytest.mark.usefixtures("digests_dir")      # conftest: skipped when absent, a failure under CI=true
 def test_corpus_shares_no_sentence_with_the_unlicensed_digests():
     bad = copied_runs()
     assert not bad, "corpus text copied from the digests:\n" + "\n".join(

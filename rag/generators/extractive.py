@@ -25,6 +25,7 @@ from typing import Iterator
 from rag.embedder import Embedder
 from rag.generators.base import GenerationRequest
 from rag.text import numbers, search_terms, split_sentences
+from rag.untrusted import is_instruction_like
 
 
 def human_date(d: date) -> str:
@@ -43,7 +44,7 @@ COMPOSITION = {
     # Not fitted (train/dev hold no multi-story or "latest" questions with key facts yet); compared on a
     # sentence's content score, i.e. without the story's rank:
     "other_story_bar": 0.85,  # another story joins when its best sentence scores >= bar * the best one
-    "recency_bar": 0.75,      # "latest": the newest story whose best sentence scores >= bar * the best
+    "recency_bar": 0.75,      # "latest": the newest story whose story relevance >= bar * the best story's
 }
 
 
@@ -56,6 +57,12 @@ class Candidate:
     terms: frozenset[str]  # stemmed search terms: what near-repeats are measured on
     rank_part: float = 0.0  # the share of `relevance` that comes from the story's rank, not the sentence
     content: float = 0.0    # relevance without rank_part: how well the sentence itself answers
+
+
+def terms_of(text: str) -> frozenset[str]:
+    """Stemmed search terms with typographic apostrophes folded: a headline's "Tesla’s" is the
+    question's "Tesla's" (the stemmer drops an ASCII possessive only)."""
+    return frozenset(search_terms(text.replace("’", "'")))
 
 
 def term_overlap(a: frozenset[str], b: frozenset[str]) -> float:
@@ -121,6 +128,15 @@ def leans_on_previous(sentence: str) -> bool:
     return bool(_LEANS.match(sentence))
 
 
+class StoryText(list):
+    """A source's sentences as (text, search terms); `starts_story` when the text begins at the story's
+    first sentence (its first chunk), so that sentence has nothing before it to lean on but the headline."""
+
+    def __init__(self, sentences: list[tuple[str, frozenset[str]]], starts_story: bool):
+        super().__init__(sentences)
+        self.starts_story = starts_story
+
+
 class ExtractiveGenerator:
     name = "extractive"
 
@@ -143,11 +159,14 @@ class ExtractiveGenerator:
 
     # -- scoring ---------------------------------------------------------------------------------
     def usable(self, sentence: str, terms: frozenset[str]) -> bool:
-        """Whether a source sentence may be quoted at all (the one place to filter candidates)."""
-        return len(terms) >= 3
+        """Whether a source sentence may be quoted at all (the one place to filter candidates): not a
+        fragment, and not written as an instruction to an AI (rag.untrusted), which a story may carry but
+        an answer must never repeat as fact."""
+        return len(terms) >= 3 and not is_instruction_like(sentence)
 
-    def _sentences(self, request: GenerationRequest) -> list[list[tuple[str, frozenset[str]]]]:
-        return [[(s, frozenset(search_terms(s))) for s in split_sentences(src.text)] for src in request.sources]
+    def _sentences(self, request: GenerationRequest) -> list[StoryText]:
+        return [StoryText([(s, terms_of(s)) for s in split_sentences(src.text)], src.chunk_index == 0)
+                for src in request.sources]
 
     def _score_all(self, request: GenerationRequest, query: str,
                    sents: list[list[tuple[str, frozenset[str]]]]) -> list[Candidate]:
@@ -162,7 +181,7 @@ class ExtractiveGenerator:
                  for pos, (text, terms) in enumerate(story) if self.usable(text, terms)]
         if not items:
             return []
-        q_terms = set(search_terms(query))
+        q_terms = set(terms_of(query))
         df = {t: sum(1 for *_, terms in items if t in terms) for t in q_terms}
         idf = {t: math.log(1 + len(items) / (1 + df[t])) for t in q_terms}
         total = sum(idf.values()) or 1.0
@@ -226,7 +245,7 @@ class ExtractiveGenerator:
             return ""
         pool = self._pool(scored)
         self._final_scores(pool, query, question_kind(request.question))
-        pool = [x for x in pool if not (leans_on_previous(x.text) and x.pos == 0)]   # nothing to lean on
+        pool = [x for x in pool if self._quote(x.pos, sents[x.n - 1])]   # a leaning sentence needs its antecedent
         if not pool:
             return ""
         pool.sort(key=lambda x: -x.relevance)
@@ -236,8 +255,7 @@ class ExtractiveGenerator:
         top = max(x.content for x in pool)
         lead = pool[0]
         if request.recency:   # lead with the newest story that still answers
-            fresh = [x for x in best_by_story.values() if x.content >= self.cal["recency_bar"] * top]
-            lead = max(fresh, key=lambda x: (request.sources[x.n - 1].published_at, x.relevance))
+            lead = self._newest_relevant(request, query, sents, scored, best_by_story) or lead
 
         paras: list[tuple[int, list[int]]] = [(lead.n, self._lead_positions(lead, sents[lead.n - 1], query))]
         used = [frozenset(sents[lead.n - 1][p][1]) for p in paras[0][1]]
@@ -251,33 +269,78 @@ class ExtractiveGenerator:
                 break
             if max((term_overlap(x.terms, u) for u in used), default=0.0) >= self.redundancy:
                 continue
-            pos = self._with_antecedent(x.pos, sents[x.n - 1])
+            pos = self._quote(x.pos, sents[x.n - 1])
             paras.append((x.n, pos))
             used += [sents[x.n - 1][p][1] for p in pos]
             budget -= len(pos)
         paras += self._comparison_subjects(request, scored, sents, paras)
         return "\n\n".join(self._paragraph(request, n, [sents[n - 1][p][0] for p in pos]) for n, pos in paras)
 
-    def _with_antecedent(self, pos: int, story: list[tuple[str, frozenset[str]]]) -> list[int]:
-        """A sentence's position, led by the one it leans on ("It also ...") when it leans."""
+    def _newest_relevant(self, request: GenerationRequest, query: str, sents: list[StoryText],
+                         scored: list[Candidate], best: dict[int, Candidate]) -> Candidate | None:
+        """The best quotable sentence of the newest story that is about what the question asks.
+
+        Judged per story, not per sentence: a story about "Tesla's robotaxi" may never repeat "Tesla"
+        in its best sentence, while a newer story about another company's robotaxi shares only the
+        common word. Story relevance = half the rarity-weighted share of the question's terms in its
+        headline and text, half its dense score relative to the best; a story is relevant when it
+        reaches recency_bar of the best story's."""
+        q_terms = set(terms_of(query))
+        if not q_terms:
+            return None
+        df = {t: sum(1 for st in sents if any(t in terms for _, terms in st)) for t in q_terms}
+        idf = {t: math.log(1 + len(sents) / (1 + df[t])) for t in q_terms}
+        total = sum(idf.values()) or 1.0
+        best_dense = max((s.dense_score or 0.0) for s in request.sources) or 1.0
+        rel = {}
+        for n, src in enumerate(request.sources, start=1):
+            terms = set(terms_of(src.title)).union(*(t for _, t in sents[n - 1]))
+            lex = sum(w for t, w in idf.items() if t in terms) / total
+            rel[n] = 0.5 * lex + 0.5 * max(src.dense_score or 0.0, 0.0) / best_dense
+        top = max(rel.values())
+        for n in sorted(rel, key=lambda n: request.sources[n - 1].published_at, reverse=True):
+            if rel[n] < self.cal["recency_bar"] * top:
+                continue
+            hit = best.get(n) or next((x for x in scored if x.n == n and self._quote(x.pos, sents[n - 1])), None)
+            if hit is not None:
+                return hit
+        return None
+
+    def _quote(self, pos: int, story: list[tuple[str, frozenset[str]]]) -> list[int]:
+        """The positions to quote for sentence `pos`: itself, led by the one or two sentences it leans on
+        ("It also ..."); [] when what it leans on is not in this text or may not be quoted."""
         start = pos
-        while start > 0 and leans_on_previous(story[start][0]) and pos - start < 2:
+        while leans_on_previous(story[start][0]):
+            if start == 0 and getattr(story, "starts_story", False):
+                break          # a story's first sentence leans on its headline ("The company said ...")
+            if start == 0 or pos - start >= 2 or not self.usable(*story[start - 1]):
+                return []
             start -= 1
         return list(range(start, pos + 1))
 
     def _lead_positions(self, lead: Candidate, story: list[tuple[str, frozenset[str]]], query: str) -> list[int]:
-        """The answering sentence first (with what it leans on), then the story's next sentences that
-        share the question's terms, so the answer reads on from its answer instead of restarting."""
-        pos = self._with_antecedent(lead.pos, story)
-        q_terms = set(search_terms(query))
-        after = [i for i in range(pos[-1] + 1, len(story)) if self.usable(*story[i]) and q_terms & story[i][1]]
-        for i in after:
-            if len(pos) >= self.lead_sentences:
+        """The answering sentence first (with what it leans on), then up to `lead_sentences` in all of
+        the story's other sentences sharing the question's terms, in reading order: context for the
+        answer, not a second answer."""
+        head = self._quote(lead.pos, story)
+        q_terms = set(terms_of(query))
+        rest = sorted((i for i in range(len(story)) if i not in head and self.usable(*story[i])
+                       and q_terms & story[i][1]), key=lambda i: (-len(q_terms & story[i][1]), i))
+        extra: list[int] = []
+        for i in rest:
+            if len(head) + len(extra) >= self.lead_sentences:
                 break
-            if leans_on_previous(story[i][0]) and i - 1 not in pos:
+            if leans_on_previous(story[i][0]) and i - 1 not in extra:
                 continue
-            pos.append(i)
-        return pos
+            extra.append(i)
+        extra.sort()
+        # a leaning sentence must directly follow what it leans on in the answer as written
+        out = head[:]
+        for i in extra:
+            if leans_on_previous(story[i][0]) and out[-1] != i - 1:
+                continue
+            out.append(i)
+        return out
 
     def _comparison_subjects(self, request: GenerationRequest, scored: list[Candidate],
                              sents: list[list[tuple[str, frozenset[str]]]],
@@ -289,13 +352,13 @@ class ExtractiveGenerator:
         extra: list[tuple[int, list[int]]] = []
         shown = [sents[n - 1][p][1] for n, pos in paras for p in pos]
         for subj in subjects:
-            want = set(search_terms(subj))
+            want = set(terms_of(subj))
             if not want or any(want <= s for s in shown):
                 continue
-            hit = next((x for x in scored if want <= x.terms and not (leans_on_previous(x.text) and x.pos == 0)), None)
+            hit = next((x for x in scored if want <= x.terms and self._quote(x.pos, sents[x.n - 1])), None)
             if hit is None:
                 continue
-            pos = self._with_antecedent(hit.pos, sents[hit.n - 1])
+            pos = self._quote(hit.pos, sents[hit.n - 1])
             done = next((p for p in paras + extra if p[0] == hit.n), None)
             if done is not None:
                 done[1].extend(p for p in pos if p not in done[1])

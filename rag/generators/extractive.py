@@ -140,9 +140,9 @@ class StoryText(list):
 class ExtractiveGenerator:
     name = "extractive"
 
-    def __init__(self, embedder: Embedder | None = None, *, max_sentences: int = 5, max_timeline: int = 10,
+    def __init__(self, embedder: Embedder | None = None, *, max_sentences: int = 6, max_timeline: int = 10,
                  min_relevance: float = 0.25, redundancy: float = 0.70, pool_size: int = 8,
-                 per_story_pool: int = 3, lead_sentences: int = 3, max_stories: int = 3,
+                 per_story_pool: int = 3, lead_sentences: int = 4, max_stories: int = 3,
                  calibration: dict | None = None):
         """`embedder`: when given, the sentence pool (`pool_size` sentences, at most `per_story_pool`
         from one story) is scored by cosine to the question in one batched call."""
@@ -257,7 +257,9 @@ class ExtractiveGenerator:
         if request.recency:   # lead with the newest story that still answers
             lead = self._newest_relevant(request, query, sents, scored, best_by_story) or lead
 
-        paras: list[tuple[int, list[int]]] = [(lead.n, self._lead_positions(lead, sents[lead.n - 1], query))]
+        ranked = [x.pos for x in pool if x.n == lead.n]
+        ranked += [x.pos for x in scored if x.n == lead.n and x.pos not in ranked]
+        paras: list[tuple[int, list[int]]] = [(lead.n, self._lead_positions(lead, sents[lead.n - 1], ranked))]
         used = [frozenset(sents[lead.n - 1][p][1]) for p in paras[0][1]]
         others = [x for x in best_by_story.values() if x.n != lead.n
                   and x.content >= self.cal["other_story_bar"] * top]
@@ -318,19 +320,16 @@ class ExtractiveGenerator:
             start -= 1
         return list(range(start, pos + 1))
 
-    def _lead_positions(self, lead: Candidate, story: list[tuple[str, frozenset[str]]], query: str) -> list[int]:
-        """The answering sentence first (with what it leans on), then up to `lead_sentences` in all of
-        the story's other sentences sharing the question's terms, in reading order: context for the
-        answer, not a second answer."""
+    def _lead_positions(self, lead: Candidate, story: list[tuple[str, frozenset[str]]], ranked: list[int]) -> list[int]:
+        """The answering sentence first (with what it leans on), then the story's next best sentences
+        (`ranked`: best first) up to `lead_sentences` in all, in reading order: the answer, then the
+        details around it that a reader needs (who, how much, when)."""
         head = self._quote(lead.pos, story)
-        q_terms = set(terms_of(query))
-        rest = sorted((i for i in range(len(story)) if i not in head and self.usable(*story[i])
-                       and q_terms & story[i][1]), key=lambda i: (-len(q_terms & story[i][1]), i))
         extra: list[int] = []
-        for i in rest:
+        for i in ranked:
             if len(head) + len(extra) >= self.lead_sentences:
                 break
-            if leans_on_previous(story[i][0]) and i - 1 not in extra:
+            if i in head or (leans_on_previous(story[i][0]) and i - 1 not in extra and i - 1 not in head):
                 continue
             extra.append(i)
         extra.sort()

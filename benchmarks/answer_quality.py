@@ -1,7 +1,7 @@
 """What the answers say: key fact present, first citation on the gold story, "latest" led by the newest.
 
-    python benchmarks/answer_quality.py --store STORE --gold evals/gold.jsonl --split dev
-    python benchmarks/answer_quality.py --store /work/stores/digests --gold tests/data/dev_digests.jsonl --split dev
+    python benchmarks/answer_quality.py --store DIGESTS_STORE --gold evals/bank/test.jsonl --only-store digests --split test
+    python benchmarks/answer_quality.py --store CORPUS_STORE --gold evals/bank/test.jsonl --only-store corpus --split test
 
 For every answerable question of a gold file (evals/gold.py format, or lines with question +
 gold_story_ids / gold_id and optional must_include) the real NewsBot answers, extractive generator,
@@ -49,17 +49,19 @@ class Question:
     conversation: str | None = None
 
 
-def load_questions(path: Path) -> list[Question]:
+def load_questions(path: Path, store: str | None = None, every: int = 1) -> list[Question]:
+    """Answerable questions of a gold file or a bank split (evals/bank/*.jsonl: `store` picks the
+    questions asked of that store, "digests" or "corpus"); `every` keeps every n-th (a sample)."""
     out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
+    for i, line in enumerate(l for l in path.read_text(encoding="utf-8").splitlines() if l.strip()):
         raw = json.loads(line)
+        if i % every or (store and raw.get("store", raw.get("corpus", store)) != store):
+            continue
         gold = list(raw.get("gold_story_ids") or ([raw["gold_id"]] if raw.get("gold_id") else []))
         if raw.get("type") == "unanswerable" or raw.get("answerable") is False or not gold:
             continue
         out.append(Question(str(raw.get("id", len(out))), raw["question"], gold, list(raw.get("must_include") or []),
-                            raw.get("type", ""), date.fromisoformat(raw.get("today") or "2026-06-01"),
+                            raw.get("type") or raw.get("kind", ""), date.fromisoformat(raw.get("today") or "2026-06-01"),
                             raw.get("conversation")))
     return out
 
@@ -140,13 +142,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--store", type=Path, required=True)
     ap.add_argument("--gold", type=Path, action="append", required=True, help="gold JSONL (repeatable)")
     ap.add_argument("--split", required=True, help="which split these questions are (train/dev/test): printed")
+    ap.add_argument("--only-store", choices=("digests", "corpus"),
+                    help="bank files: only the questions asked of this store")
     ap.add_argument("--misses", action="store_true", help="list every question that misses a target")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     bot = open_bot(args.store)
-    questions = [q for g in args.gold for q in load_questions(g)]
+    questions = [q for g in args.gold for q in load_questions(g, args.only_store)]
     summary, rows = evaluate(bot, questions)
-    summary = {"split": args.split, "gold": [str(g) for g in args.gold], **summary}
+    summary = {"split": args.split, "gold": [str(g) for g in args.gold], "store": args.only_store or "", **summary}
     if args.json:
         print(json.dumps({"summary": summary, "rows": rows}, indent=1, default=str))
         return 0

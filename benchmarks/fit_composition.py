@@ -1,6 +1,7 @@
 """Fit the extractive generator's sentence-scoring weights (rag.generators.extractive.COMPOSITION).
 
-    python benchmarks/fit_composition.py --store /work/stores/digests --gold tests/data/dev_digests.jsonl
+    python benchmarks/fit_composition.py --store DIGESTS_STORE --gold evals/bank/train.jsonl --gold evals/bank/dev.jsonl \
+        --only-store digests --every 12 --corpus-store CORPUS_STORE
 
 Train/dev questions only (never the reported test split). For every answerable question the real
 retriever runs once, and every candidate sentence of the generator's pool gets its features: rare-word
@@ -83,9 +84,16 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--store", type=Path, required=True)
     ap.add_argument("--gold", type=Path, action="append", required=True, help="train/dev JSONL (repeatable)")
+    ap.add_argument("--only-store", choices=("digests", "corpus"), help="bank files: questions of this store")
+    ap.add_argument("--every", type=int, default=1, help="keep every n-th question (a sample)")
+    ap.add_argument("--corpus-store", type=Path, help="also fit on the bank's corpus questions over this store")
     args = ap.parse_args(argv)
+    if any("test" in g.name for g in args.gold):
+        ap.error("the test split is for reporting only; fit on train/dev")
     bot = open_bot(args.store)
-    data = features(bot, [q for g in args.gold for q in load_questions(g)])
+    data = features(bot, [q for g in args.gold for q in load_questions(g, args.only_store, args.every)])
+    if args.corpus_store:   # the bank's corpus questions too, asked of the corpus store
+        data += features(open_bot(args.corpus_store), [q for g in args.gold for q in load_questions(g, "corpus")])
     print(f"{len(data)} questions; current weights: first sentence on a gold story {first_gold(data, COMPOSITION):.3f}")
     grid = []
     # Within a story only lexical, lead, semantic and cue differ; prior and rank are the story's own and

@@ -27,7 +27,7 @@ import numpy as np
 
 from rag.records import Answer, Filters, Source
 from rag.store import StoryRow
-from rag.text import normalize_space, search_terms, split_sentences, words
+from rag.text import names, normalize_space, search_terms, split_sentences, words
 from rag.timeparse import TimeIntent, parse_time_intent
 from rag.verify import verify_answer
 
@@ -176,14 +176,19 @@ class Event:
 _NAME = re.compile(r"\b[A-Z][A-Za-z0-9&\-.]*[A-Za-z0-9]|\b[A-Z]{2,}\b")
 
 
-def headline_names(title: str) -> frozenset[str]:
-    """Capitalised words of a headline that are names, not Title Case words everyone capitalises."""
+def headline_names(title: str, text: str = "") -> frozenset[str]:
+    """The names in a headline. Title Case capitalises every word ("Microsoft Probing If Group Obtained
+    Data"), so with the story's text at hand a word is a name only when the text capitalises it
+    mid-sentence too, or when it is spelled like a name anywhere (inner capitals or digits: "OpenAI",
+    "GPT-5")."""
+    known = names(text) if text else None
     out = set()
     for w in _NAME.findall(title or ""):
         lw = w.lower()
         terms = search_terms(lw)
-        if terms and not (set(terms) & _GENERIC) and (any(c.isupper() for c in w[1:]) or any(c.isdigit() for c in w)
-                                                      or lw not in _COMMON_TITLE_WORDS):
+        if not terms or set(terms) & _GENERIC or lw in _COMMON_TITLE_WORDS:
+            continue
+        if any(c.isupper() for c in w[1:]) or any(c.isdigit() for c in w) or known is None or lw in known:
             out.add(lw)
     return frozenset(out)
 
@@ -205,7 +210,7 @@ def group_events(rows: list[StoryRow], vectors: np.ndarray) -> list[Event]:
     order = sorted(range(n), key=lambda i: rows[i].published_at)
     days = np.array([rows[i].published_at.toordinal() for i in order])
     vec = vectors[order]
-    names = [headline_names(rows[i].title) for i in order]
+    heads = [headline_names(rows[i].title, rows[i].text) for i in order]
     pairs: list[tuple[float, int, int]] = []
     block = 256
     for lo in range(0, n, block):
@@ -219,7 +224,7 @@ def group_events(rows: list[StoryRow], vectors: np.ndarray) -> list[Event]:
             for c in cand:
                 j = i + 1 + int(c)
                 s = float(sims[a, j - lo])
-                if s >= SAME_EVENT_COSINE or (names[i] & names[j]):
+                if s >= SAME_EVENT_COSINE or (heads[i] & heads[j]):
                     pairs.append((s, i, j))
     parent = list(range(n))
     lo_day, hi_day, size = list(days), list(days), [1] * n
@@ -256,13 +261,25 @@ def rank_events(events: list[Event]) -> list[Event]:
 
 # ------------------------------------------------------------------------------------ composition
 
+# A lead that leans on the headline for its subject ("The company paused service ...", "It will ...").
+_ANAPHOR = re.compile(r"^(?:It|They|He|She|This|These|Its|Their|The\s+(?:[\w-]+\s+){0,2}(?:company|firm|startup|lab|app|"
+                      r"tool|model|service|platform|engine|chipmaker|maker|giant|group|team|report|study|paper|deal|"
+                      r"move|cuts?|update|feature|system|agency|researchers))\b")
+
+
 def lead_sentence(row: StoryRow) -> str:
-    """The story's first real sentence (news leads carry the who, what and when), else its headline."""
+    """The story's first real sentence when it names what the headline names (news leads carry the who,
+    what and when), else the headline: a summary opening "The company is reassigning 7,000 workers"
+    means nothing in a list of events."""
+    head = headline_line(row)
+    must = headline_names(row.title, row.text)
     for sent in split_sentences(row.text)[:4]:
         n = len(words(sent))
         if 6 <= n <= 70 and not sent.rstrip("\"'”’)").endswith("?"):
+            if head and (_ANAPHOR.match(sent) or must and not (set(words(sent)) & must) and not (names(sent) & must)):
+                return head
             return sent
-    return headline_line(row) or (split_sentences(row.text) or [row.title])[0]
+    return head or (split_sentences(row.text) or [row.title])[0]
 
 
 def headline_line(row: StoryRow) -> str | None:
@@ -403,6 +420,8 @@ class Briefer:
         if filters is not None:
             since = max((d for d in (since, filters.since) if d), default=None)
             until = min((d for d in (until, filters.until) if d), default=None)
+        if since is not None and until is None:     # "since March": up to today, not past it
+            until = self.bot.settings.today_date()
         if plan.default_period and since is None and until is None:
             today = self.bot.settings.today_date()
             newest = self.bot.store.stats().get("newest")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +21,7 @@ from rag.pipeline import NewsBot, QuestionError
 from rag.records import answer_to_dict
 from rag.settings import Settings
 from rag.store import StoryRow
+from scripts.calibrate_events import DEV_MONTHS, TEST_MONTHS, top_event_hit, usable_months
 
 ROOT = Path(__file__).resolve().parents[1]
 QUESTIONS = [json.loads(line) for line in (ROOT / "tests" / "data" / "brief_questions.jsonl").read_text().splitlines()
@@ -176,41 +177,15 @@ def test_digests_period_questions_get_a_cited_brief(digests_bot, item):
     assert a.grounded_ratio >= 0.99
 
 
-def _reference_top_events(bot, since: date, until: date, k: int = 3) -> list[set[str]]:
-    """The month's most-covered events, derived directly from the data: each story with every story of
-    the month within 4 days whose first chunk is nearly the same (cosine >= 0.8), ranked by stories
-    plus distinct outlets, ties to the newer. No grouping rule of rag.briefs is used."""
-    rows = bot.store.story_rows_between(since, until)
-    lex = bot.retriever.lexical()
-    got = lex.vectors([f"{r.id}:0" for r in rows])
-    keep = [r for r in rows if f"{r.id}:0" in got]
-    vecs = np.stack([got[f"{r.id}:0"] for r in keep])
-    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
-    sims = vecs @ vecs.T
-    scored = []
-    for i, r in enumerate(keep):
-        members = [keep[j] for j in range(len(keep))
-                   if sims[i, j] >= 0.8 and abs((keep[j].published_at - r.published_at).days) <= 4]
-        outlets = {o for m in members for o in m.outlets}
-        scored.append((len(members) + len(outlets), r.published_at, {m.id for m in members}))
-    scored.sort(key=lambda x: (x[0], x[1]), reverse=True)
-    return [s[2] for s in scored[:k]]
-
-
-def test_digests_top_event_is_among_the_most_covered(digests_bot):
-    months = [D(2025, m, 1) for m in range(1, 13)] + [D(2026, m, 1) for m in (1, 2, 3, 5)]
-    hits, misses = 0, []
-    for start in months:
-        end = (start.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
-        a = digests_bot.ask(f"What happened in AI in {start.strftime('%B %Y')}?")
-        assert "brief" in a.flags and not a.refused
-        first = a.sources[int(re.findall(r"\[(\d+)\]", a.text.splitlines()[0])[0]) - 1].story_id
-        top = _reference_top_events(digests_bot, start, end)
-        if any(first in ev for ev in top):
-            hits += 1
-        else:
-            misses.append((start.isoformat(), a.text.splitlines()[0][:120]))
-    assert hits / len(months) >= 0.8, misses
+@pytest.mark.parametrize("split", ["dev", "test"])
+def test_digests_top_event_is_among_the_most_covered(digests_bot, split):
+    """Development months were the ones the thresholds were fitted on (scripts/calibrate_events.py); the
+    test months were not looked at. "Most covered" comes from the data, not from rag.briefs' rules."""
+    months = usable_months(digests_bot, DEV_MONTHS if split == "dev" else TEST_MONTHS)
+    assert len(months) >= 12, months
+    results = [(m, *top_event_hit(digests_bot, m)) for m in months]
+    rate = sum(ok for _, ok, _ in results) / len(results)
+    assert rate >= 0.8, (rate, [(m.isoformat(), line) for m, ok, line in results if not ok])
 
 
 OVERVIEW_TOPICS = ["Qwen", "DeepSeek", "Anthropic", "Nvidia", "Mistral", "Gemini", "Llama", "Copilot", "Grok",

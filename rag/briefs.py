@@ -27,7 +27,7 @@ import numpy as np
 
 from rag.records import Answer, Filters, Source
 from rag.store import StoryRow
-from rag.text import names, normalize_space, search_terms, split_sentences, words
+from rag.text import STOPWORDS, names, normalize_space, search_terms, split_sentences, words
 from rag.timeparse import TimeIntent, parse_time_intent
 from rag.verify import verify_answer
 
@@ -51,6 +51,9 @@ EVENTS_SHORT, EVENTS_MONTH, EVENTS_LONG = 6, 8, 10
 MAX_ALSO = 4                  # further stories of one event cited under its lead line
 OVERVIEW_LATEST, OVERVIEW_MILESTONES = 3, 5
 TOPIC_COVERAGE = 0.75         # rarity-weighted share of the topic's terms a story must hold to be "about" it
+# A name in hundreds of stories ("Google") is mostly mentioned in passing: an overview of it then reads the
+# stories whose headline names it, when there are enough of those to tell its story.
+TOPIC_MANY, TOPIC_HEADLINES = 60, 10
 RECENT_DAYS = 7               # "What's new in AI?" with no period: the last week, widened when it is empty
 
 # ------------------------------------------------------------------------------------ question intent
@@ -186,8 +189,10 @@ def headline_names(title: str, text: str = "") -> frozenset[str]:
     out = set()
     for w in _NAME.findall(title or ""):
         lw = w.lower()
+        bare = lw.replace(".", "")                # "A.I." is "AI"
         terms = search_terms(lw)
-        if not terms or set(terms) & _GENERIC or lw in _COMMON_TITLE_WORDS:
+        if not terms or set(terms) & _GENERIC or lw in _COMMON_TITLE_WORDS or bare in STOPWORDS \
+                or set(search_terms(bare)) & _GENERIC:
             continue
         if any(c.isupper() for c in w[1:]) or any(c.isdigit() for c in w) or known is None or lw in known:
             out.add(lw)
@@ -265,7 +270,11 @@ def rank_events(events: list[Event]) -> list[Event]:
 # A lead that leans on the headline for its subject ("The company paused service ...", "It will ...").
 _ANAPHOR = re.compile(r"^(?:It|They|He|She|This|These|Its|Their|The\s+(?:[\w-]+\s+){0,2}(?:company|firm|startup|lab|app|"
                       r"tool|model|service|platform|engine|chipmaker|maker|giant|group|team|report|study|paper|deal|"
-                      r"move|cuts?|update|feature|system|agency|researchers))\b")
+                      r"move|cuts?|update|features?|system|agency|researchers|suite|tools?|product|program|"
+                      r"initiative|bill|law|rule|policy|lawsuit|case|partnership|acquisition|investment|round))\b")
+
+
+_CUT = re.compile(r"\b(?:[A-Z]\.){1,3}$")
 
 
 def lead_sentence(row: StoryRow) -> str:
@@ -273,9 +282,12 @@ def lead_sentence(row: StoryRow) -> str:
     what and when), else the headline: a summary opening "The company is reassigning 7,000 workers"
     means nothing in a list of events."""
     head = headline_line(row)
-    must = headline_names(row.title, row.text)
+    must = headline_names(row.title, row.text) or headline_names(row.title)
     for sent in split_sentences(row.text)[:4]:
         n = len(words(sent))
+        # (a sentence cut at an initialism, "... its search engine, A.I.", is no lead either)
+        if _CUT.search(sent):
+            break
         if 6 <= n <= 70 and not sent.rstrip("\"'”’)").endswith("?"):
             if head and (_ANAPHOR.match(sent) or must and not (set(words(sent)) & must) and not (names(sent) & must)):
                 return head
@@ -333,6 +345,15 @@ def events_to_show(since: date | None, until: date | None) -> int:
         return EVENTS_MONTH
     days = (until - since).days + 1
     return EVENTS_SHORT if days <= 10 else EVENTS_MONTH if days <= 45 else EVENTS_LONG
+
+
+def headline_rows(rows: list[StoryRow], topic: str, weights: dict[str, float]) -> list[StoryRow]:
+    """The stories whose headline holds (nearly) all of the topic's rare words."""
+    total = sum(weights.values())
+    if not total:
+        return []
+    return [r for r in rows
+            if sum(w for t, w in weights.items() if t in set(search_terms(r.title))) >= TOPIC_COVERAGE * total]
 
 
 # ------------------------------------------------------------------------------------ the engine
@@ -461,6 +482,9 @@ class Briefer:
         rows = self._filtered(self.bot.store.story_rows_by_id(ids), filters)
         if not rows:
             return None
+        if len(rows) > TOPIC_MANY:
+            heads = headline_rows(rows, plan.topic, self.bot.retriever.term_stats().weights(plan.topic))
+            rows = heads if len(heads) >= TOPIC_HEADLINES else rows
         vectors = self._vectors(rows)
         base.filters = Filters(since=since, until=until, outlets=list(filters.outlets) if filters else [],
                                tags=list(filters.tags) if filters else [])

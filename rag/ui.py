@@ -19,6 +19,8 @@ from datetime import date, timedelta
 from typing import Any, Iterable, Mapping, Sequence
 from urllib.parse import urlsplit
 
+from rag.limits import parse_day  # noqa: F401  (one date rule for every interface; the app imports it here)
+
 _ids = itertools.count(1)
 _PREFIX = uuid.uuid4().hex[:6]
 
@@ -385,23 +387,6 @@ def freshness_line(stats: Mapping[str, Any]) -> str:
     newest = stats.get("newest") or "—"
     return f"{n} stories from {m} outlets, newest {newest}"
 
-
-def parse_day(value: Any, field: str) -> date | None:
-    """'' -> None; 'YYYY-MM-DD' (or a date/datetime/timestamp) -> date; else ValueError with a friendly text."""
-    if value is None:
-        return None
-    if isinstance(value, date):
-        return value if type(value) is date else value.date()  # datetime -> date
-    if isinstance(value, (int, float)):
-        from datetime import datetime, timezone
-        return datetime.fromtimestamp(float(value), tz=timezone.utc).date()
-    s = str(value).strip()
-    if not s:
-        return None
-    try:
-        return date.fromisoformat(s[:10])
-    except ValueError:
-        raise ValueError(f"'{s}' is not a date for '{field}': use YYYY-MM-DD, e.g. 2026-01-31.") from None
 
 
 # ------------------------------------------------------------------------------ example questions

@@ -536,7 +536,7 @@ class Briefer:
         span = self.bot._range_text(base.filters)
         about = f" about {plan.topic}" if plan.topic else ""
         text = f"{REFUSAL}{(' ' + span) if span else ''}: I hold no stories{about} from that period."
-        before = self.bot.store.story_rows_between(None, since - timedelta(days=1)) if since else []
+        before = self.bot.store.story_rows_between(None, since - timedelta(days=1), limit=200) if since else []
         before = self._filtered(before, base.filters)[:3]
         if before:
             text += " The stories just before it are listed as related reading."

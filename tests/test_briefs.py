@@ -205,3 +205,28 @@ def test_digests_overview_opens_with_one_of_the_newest_stories(digests_bot, topi
         a = digests_bot.ask(q)
         assert "overview" in a.flags and not a.refused, q
         assert _cited_story_ids(a)[0] in newest, (q, a.text.splitlines()[:2])
+
+
+def test_a_broad_topic_narrows_the_brief(bot):
+    a = bot.ask("AI chip news this year")
+    assert "brief" in a.flags and not a.refused
+    assert all(c.published_at >= D(2026, 1, 1) for c in a.citations)
+    cited = [a.sources[c.n - 1] for c in a.citations]
+    about = [s for s in cited if re.search(r"\b(chips?|GPUs?|semiconductors?|Nvidia)\b", f"{s.title} {s.text}", re.I)]
+    assert len(about) >= 0.8 * len(cited) and len(cited) >= 3, [s.title for s in cited]
+    everything = bot.ask("What happened in AI this year?")
+    assert {c.story_id for c in everything.citations} != {c.story_id for c in a.citations}
+
+
+def test_the_chat_renders_a_brief_as_an_event_list(bot):
+    from rag import ui
+    d = answer_to_dict(bot.ask("Tell me about Qwen"))
+    html = ui.render_answer(d, "m1")
+    assert 'class="nr-answer nr-brief-answer"' in html
+    assert html.count('<div class="nr-brief-head">') == 2 and "Key milestones" in html
+    assert html.count('<li class="nr-event">') == len(re.findall(r"^- ", d["answer"], re.M))
+    assert html.count('class="nr-card"') == len(d["citations"])
+    assert '<time class="nr-ev-date">' in html and 'href="#m1-s1"' in html
+    hostile = dict(d, answer="- May 2, 2026 · <b>X</b>: <script>alert(1)</script> [1]\n  - also <img src=x> [1]")
+    out = ui.render_answer(hostile, "m2")
+    assert "<script>" not in out and "<img" not in out and "&lt;script&gt;" in out and "nr-ev-also" in out

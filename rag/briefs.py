@@ -114,7 +114,9 @@ def plan_brief(question: str, today: date) -> BriefPlan | None:
         topic = _topic_words(topic_intent.query)
         if not [t for t in search_terms(topic) if t not in QUESTION_FORM_TERMS]:
             return _period_plan(intent)
-        return BriefPlan("overview", intent.since, intent.until, topic, intent.phrase)
+        # the topic as written ("the FIFA World Cup"), not only its unusual words: "World" is part of the name
+        named = re.sub(r"^(?:the|a|an)\s+", "", topic_intent.query.strip(" ?!.,;:"), flags=re.I)
+        return BriefPlan("overview", intent.since, intent.until, named or topic, intent.phrase)
     topic = _topic_words(intent.query)
     n_terms = len([t for t in search_terms(topic) if t not in QUESTION_FORM_TERMS])
     strong, weak = bool(_STRONG_CUE.search(q)), bool(_WEAK_CUE.search(q))

@@ -218,7 +218,14 @@ def group_events(rows: list[StoryRow], vectors: np.ndarray) -> list[Event]:
     order = sorted(range(n), key=lambda i: rows[i].published_at)
     days = np.array([rows[i].published_at.toordinal() for i in order])
     vec = vectors[order]
-    heads = [headline_names(rows[i].title, rows[i].text) for i in order]
+    heads: dict[int, frozenset[str]] = {}     # only stories in a middling-cosine pair need their names
+
+    def names_of(k: int) -> frozenset[str]:
+        got = heads.get(k)
+        if got is None:
+            got = heads[k] = headline_names(rows[order[k]].title, rows[order[k]].text)
+        return got
+
     pairs: list[tuple[float, int, int]] = []
     block = 256
     for lo in range(0, n, block):
@@ -232,7 +239,7 @@ def group_events(rows: list[StoryRow], vectors: np.ndarray) -> list[Event]:
             for c in cand:
                 j = i + 1 + int(c)
                 s = float(sims[a, j - lo])
-                if s >= SAME_EVENT_COSINE or (heads[i] & heads[j]):
+                if s >= SAME_EVENT_COSINE or (names_of(i) & names_of(j)):
                     pairs.append((s, i, j))
     parent = list(range(n))
     lo_day, hi_day, size = list(days), list(days), [1] * n

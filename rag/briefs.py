@@ -54,6 +54,7 @@ TOPIC_COVERAGE = 0.75         # rarity-weighted share of the topic's terms a sto
 # A name in hundreds of stories ("Google") is mostly mentioned in passing: an overview of it then reads the
 # stories whose headline names it, when there are enough of those to tell its story.
 TOPIC_MANY, TOPIC_HEADLINES = 60, 10
+SOURCES_LISTED = 10           # an answer's `sources` hold at least this many stories (the pipeline's default k)
 RECENT_DAYS = 7               # "What's new in AI?" with no period: the last week, widened when it is empty
 
 # ------------------------------------------------------------------------------------ question intent
@@ -462,6 +463,12 @@ class Briefer:
                 since = end - timedelta(days=30)
         return since, until
 
+    def _span(self, f: Filters) -> str:
+        if f.since and f.since == f.until:
+            from rag.generators.extractive import human_date
+            return f"on {human_date(f.since)}"
+        return self.bot._range_text(f)
+
     def _brief(self, plan: BriefPlan, base: Answer, filters: Filters | None, t0: float):
         since, until = self._period(plan, filters)
         rows = self._filtered(self.bot.store.story_rows_between(since, until), filters)
@@ -474,16 +481,17 @@ class Briefer:
         t1 = time.perf_counter()
         if not rows:
             return self._empty(plan, base, since, until, t0)
-        events = rank_events(group_events(rows, vectors))[: events_to_show(since, until)]
+        ranked = rank_events(group_events(rows, vectors))
+        events = ranked[: events_to_show(since, until)]
         comp = Composition()
         for ev in events:
             comp.event(ev)
-        span = self.bot._range_text(base.filters)
+        span = self._span(base.filters)
         about = f" about {plan.topic}" if plan.topic else ""
         read = f" (read from \"{plan.phrase}\")" if plan.phrase else ""
         base.notices.append(f"A brief of the {len(rows)} stories{about} published {span}{read}: the {len(events)} "
                             "most widely covered events, most covered first (stories and outlets per event).")
-        return self._finish("brief", comp, base, t0, t1)
+        return self._finish("brief", comp, base, t0, t1, more=[s for e in ranked[len(events):] for s in e.stories])
 
     def _overview(self, plan: BriefPlan, base: Answer, filters: Filters | None, t0: float):
         since, until = self._period(plan, filters)
@@ -513,9 +521,12 @@ class Briefer:
                 comp.event(ev)
         base.notices.append(f"An overview of {plan.topic} from {len(rows)} stories that name it: the newest "
                             f"{len(latest)} events first, then {len(older)} earlier milestones in time order.")
-        return self._finish("overview", comp, base, t0, t1)
+        return self._finish("overview", comp, base, t0, t1, more=rows)
 
-    def _finish(self, kind: str, comp: Composition, base: Answer, t0: float, t1: float):
+    def _finish(self, kind: str, comp: Composition, base: Answer, t0: float, t1: float,
+                more: list[StoryRow] = ()):
+        """Verify and hand out the answer. `sources` lists the cited stories, then (uncited) the next
+        stories of the period in rank order, so it holds the top_k stories the JSON contract promises."""
         bot = self.bot
         t2 = time.perf_counter()
         v = verify_answer(comp.text, comp.sources, embedder=bot.embedder,
@@ -523,7 +534,8 @@ class Briefer:
         t3 = time.perf_counter()
         base.text = v.text
         base.citations = v.citations
-        base.sources = comp.sources
+        extra = [source_of(r) for r in more if r.id not in comp.numbers][: max(0, SOURCES_LISTED - len(comp.sources))]
+        base.sources = comp.sources + extra
         base.grounded_ratio = v.grounded_ratio
         base.unsupported_sentences = list(v.unsupported)
         base.generator = bot.extractive.name
@@ -542,7 +554,7 @@ class Briefer:
     def _empty(self, plan: BriefPlan, base: Answer, since: date | None, until: date | None, t0: float):
         """Nothing published in the period: say so, and offer the stories just before it as reading."""
         from rag.pipeline import REFUSAL
-        span = self.bot._range_text(base.filters)
+        span = self._span(base.filters)
         about = f" about {plan.topic}" if plan.topic else ""
         text = f"{REFUSAL}{(' ' + span) if span else ''}: I hold no stories{about} from that period."
         before = self.bot.store.story_rows_between(None, since - timedelta(days=1), limit=200) if since else []

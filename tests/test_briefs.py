@@ -230,3 +230,11 @@ def test_the_chat_renders_a_brief_as_an_event_list(bot):
     hostile = dict(d, answer="- May 2, 2026 · <b>X</b>: <script>alert(1)</script> [1]\n  - also <img src=x> [1]")
     out = ui.render_answer(hostile, "m2")
     assert "<script>" not in out and "<img" not in out and "&lt;script&gt;" in out and "nr-ev-also" in out
+
+
+def test_sources_hold_the_cited_stories_then_the_next_of_the_period(bot):
+    a = bot.ask("What happened in AI in the first quarter of 2026?")
+    cited = {c.story_id for c in a.citations}
+    assert "brief" in a.flags and len(a.sources) >= 10
+    assert {s.story_id for s in a.sources[:len(cited)]} == cited
+    assert all(D(2026, 1, 1) <= s.published_at <= D(2026, 3, 31) for s in a.sources)

@@ -1,14 +1,13 @@
 """Briefs of a period and overviews of a topic (rag.briefs), on the shipped corpus and on the digests.
 
-The digests half needs a built digests store at NEWSRAG_DIGESTS_STORE (read-only; e.g. /work/stores/digests)
-and fails under CI=true when it is missing. Its period questions come from tests/data/brief_questions.jsonl:
+The digests half uses the digests store of tests/conftest.py (NEWSRAG_DIGESTS_STORE when it holds a built
+store, which it only reads; else built once per session) and fails under CI=true when ../shared is missing. Its period questions come from tests/data/brief_questions.jsonl:
 the "dev" phrasings are the ones the intent rules were written against, the "test" ones were written
 beside them and never tuned on; both must pass.
 """
 from __future__ import annotations
 
 import json
-import os
 import re
 from datetime import date
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import BUILD_TIMEOUT
 from rag.briefs import TOPIC_HEADLINES, TOPIC_MANY, group_events, plan_brief, rank_events
 from rag.pipeline import NewsBot, QuestionError
 from rag.records import answer_to_dict
@@ -154,15 +154,13 @@ def test_brief_method_for_the_api(corpus_store):
 # ---------------------------------------------------------------------------------------------- digests
 
 @pytest.fixture(scope="module")
-def digests_bot():
-    path = os.environ.get("NEWSRAG_DIGESTS_STORE", "")
-    if not path or not (Path(path) / "catalog.sqlite").exists():
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("NEWSRAG_DIGESTS_STORE must name a built digests store on CI")
-        pytest.skip("NEWSRAG_DIGESTS_STORE is not set to a built digests store")
-    return NewsBot(Settings(store_dir=path, today=DIGESTS_TODAY))
+def digests_bot(digests_store):
+    """The digests store of tests/conftest.py: NEWSRAG_DIGESTS_STORE when built, else built once per
+    session (a missing ../shared fails under CI=true)."""
+    return NewsBot(Settings(store_dir=digests_store, today=DIGESTS_TODAY))
 
 
+@pytest.mark.timeout(BUILD_TIMEOUT)     # the first digests test may build the store
 @pytest.mark.parametrize("item", QUESTIONS, ids=[f"{q['split']}:{q['question']}" for q in QUESTIONS])
 def test_digests_period_questions_get_a_cited_brief(digests_bot, item):
     since, until = D.fromisoformat(item["since"]), D.fromisoformat(item["until"])
@@ -177,6 +175,7 @@ def test_digests_period_questions_get_a_cited_brief(digests_bot, item):
     assert a.grounded_ratio >= 0.99
 
 
+@pytest.mark.timeout(BUILD_TIMEOUT)
 @pytest.mark.parametrize("split", ["dev", "test"])
 def test_digests_top_event_is_among_the_most_covered(digests_bot, split):
     """Development months were the ones the thresholds were fitted on (scripts/calibrate_events.py); the
@@ -192,6 +191,7 @@ OVERVIEW_TOPICS = ["Qwen", "DeepSeek", "Anthropic", "Nvidia", "Mistral", "Gemini
                    "Midjourney"]
 
 
+@pytest.mark.timeout(BUILD_TIMEOUT)
 @pytest.mark.parametrize("topic", OVERVIEW_TOPICS)
 def test_digests_overview_opens_with_one_of_the_newest_stories(digests_bot, topic):
     rows = digests_bot.store.story_rows_between(None, DIGESTS_TODAY)

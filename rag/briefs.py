@@ -38,9 +38,9 @@ if TYPE_CHECKING:
 # Fitted by scripts/calibrate_events.py on the Last Week in AI digests store (development months 2023-2024:
 # the brief's top event is one of the month's 3 most-covered 0.917 of the time; test months 0.951; see its
 # docstring for the grid). Two stories report one event when published within EVENT_DAYS of each other
-# and their first chunks' vectors are at least SAME_EVENT_COSINE apart, or at least NAMED_EVENT_COSINE
-# when their headlines share a name (a company, a model) -- the name is what makes "Nvidia's new chip"
-# and "Nvidia's earnings" two events despite their similar vectors only when the cosine is middling.
+# and the cosine of their first chunks' vectors is at least SAME_EVENT_COSINE, or at least
+# NAMED_EVENT_COSINE when their headlines also share a name (a company, a model): a middling cosine alone
+# joins stories that merely share a subject.
 EVENT_DAYS = 4
 SAME_EVENT_COSINE = 0.75
 NAMED_EVENT_COSINE = 0.70
@@ -456,8 +456,8 @@ class Briefer:
             until = self.bot.settings.today_date()
         if plan.default_period and since is None and until is None:
             today = self.bot.settings.today_date()
-            newest = self.bot.store.stats().get("newest")
-            end = min(today, date.fromisoformat(newest)) if newest else today
+            newest = self.bot.store.story_rows_between(None, today, limit=1)
+            end = newest[0].published_at if newest else today
             since, until = end - timedelta(days=RECENT_DAYS - 1), end
             if len(self.bot.store.story_rows_between(since, until)) < 5:
                 since = end - timedelta(days=30)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -238,3 +238,11 @@ def test_sources_hold_the_cited_stories_then_the_next_of_the_period(bot):
     assert "brief" in a.flags and len(a.sources) >= 10
     assert {s.story_id for s in a.sources[:len(cited)]} == cited
     assert all(D(2026, 1, 1) <= s.published_at <= D(2026, 3, 31) for s in a.sources)
+
+
+def test_with_no_period_a_brief_covers_the_newest_week(bot):
+    a = bot.ask("What's new in AI?")
+    newest = max(r.published_at for r in bot.store.story_rows())
+    assert "brief" in a.flags and not a.refused and a.filters.until == newest
+    assert a.filters.since in (newest - timedelta(days=6), newest - timedelta(days=30))
+    assert all(a.filters.since <= c.published_at <= newest for c in a.citations) and a.citations

@@ -103,8 +103,9 @@ def _topic_words(text: str) -> str:
     return " ".join(keep)
 
 
-def plan_brief(question: str, today: date) -> BriefPlan | None:
-    """Read a question as a brief or an overview, or None when it asks something narrower."""
+def plan_brief(question: str, today: date, period_filter: bool = False) -> BriefPlan | None:
+    """Read a question as a brief or an overview, or None when it asks something narrower.
+    `period_filter`: the user's date filters name a period, so "What happened?" asks about it."""
     from rag.retrieval import QUESTION_FORM_TERMS   # the retriever's list of how-a-question-is-asked words
 
     q = normalize_space(question)
@@ -125,6 +126,8 @@ def plan_brief(question: str, today: date) -> BriefPlan | None:
         return BriefPlan("brief", intent.since, intent.until, topic if n_terms else "", intent.phrase)
     if not intent.bounded and n_terms == 0 and (strong or intent.recency):
         return _period_plan(intent)
+    if not intent.bounded and n_terms == 0 and weak and period_filter:
+        return BriefPlan("brief", None, None, "", None)
     return None
 
 

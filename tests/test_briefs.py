@@ -246,3 +246,11 @@ def test_with_no_period_a_brief_covers_the_newest_week(bot):
     assert "brief" in a.flags and not a.refused and a.filters.until == newest
     assert a.filters.since in (newest - timedelta(days=6), newest - timedelta(days=30))
     assert all(a.filters.since <= c.published_at <= newest for c in a.citations) and a.citations
+
+
+def test_the_date_filters_name_the_period_of_a_bare_question(bot):
+    from rag.records import Filters
+    a = bot.ask("What happened?", filters=Filters(since=D(2025, 9, 1), until=D(2025, 9, 30)))
+    assert "brief" in a.flags and not a.refused and len({c.story_id for c in a.citations}) >= 5
+    assert all(D(2025, 9, 1) <= c.published_at <= D(2025, 9, 30) for c in a.citations)
+    assert plan_brief("What happened?", DIGESTS_TODAY) is None      # no period anywhere: not a brief

@@ -14,7 +14,14 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def shipped_corpus_dir() -> Path:
+    """The corpus newsrag ships: inside the installed package (a wheel puts it at rag/corpus), else the
+    source checkout's corpus/ beside rag/. Read-only, so unlike the store it may live with the code."""
+    installed = _PACKAGE_DIR / "corpus"
+    return installed if installed.is_dir() else _PACKAGE_DIR.parent / "corpus"
 
 
 @lru_cache(maxsize=1)
@@ -36,7 +43,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="NEWSRAG_", env_file=None, extra="ignore")
 
     # --- store and embedding -------------------------------------------------------------------
-    store_dir: Path = Field(default=PROJECT_ROOT / "store", description="Where Chroma and our indexes live.")
+    # Paths that are written to are relative to the working directory, never to the installed code: a
+    # non-editable install must not write into site-packages.
+    store_dir: Path = Field(default=Path("store"), description="Where Chroma and our indexes live.")
     collection: str = "news_chunks"
     embed_model: str = Field(default="", description="sentence-transformers model name or path; "
                              "empty means the packaged all-MiniLM-L6-v2.")
@@ -89,8 +98,8 @@ class Settings(BaseSettings):
     port: int = 7860
     auth_user: str = ""
     auth_password: SecretStr = SecretStr("")
-    feedback_path: Path = Field(default=PROJECT_ROOT / "feedback" / "feedback.jsonl")
-    corpus_dir: Path = PROJECT_ROOT / "corpus"
+    feedback_path: Path = Field(default=Path("feedback") / "feedback.jsonl")
+    corpus_dir: Path = Field(default_factory=shipped_corpus_dir)   # what the app ingests into an empty store
 
     # --- HTTP API (OpenAI-compatible) and MCP server --------------------------------------------
     api_key: SecretStr = SecretStr("")        # NEWSRAG_API_KEY: bearer token /v1 requires when set

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ingest.pipeline import IngestReport, ingest_paths
 from rag.settings import Settings
+from rag.untrusted import json_printable, printable
 
 
 def format_summary(r: IngestReport) -> str:
@@ -24,6 +25,13 @@ def format_summary(r: IngestReport) -> str:
             lines.append(f"  - {s['path']}: {s['reason']}")
         if len(r.skipped) > 50:
             lines.append(f"  ... and {len(r.skipped) - 50} more (use --json for all)")
+    if r.instruction_like:
+        lines.append(f"instruction-like sentences (kept in their stories, never quoted or counted as support): "
+                     f"{len(r.instruction_like)}")
+        for f in r.instruction_like[:10]:
+            lines.append(f"  - {f['path']}: [{f['reason']}] {f['sentence'][:120]}")
+        if len(r.instruction_like) > 10:
+            lines.append(f"  ... and {len(r.instruction_like) - 10} more (use --json for all)")
     if r.error:
         lines.append(f"error: {r.error}")
     return "\n".join(lines)
@@ -46,10 +54,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     report = ingest_paths(args.paths, settings, keep_missing=args.keep_missing,
                           progress=not args.no_progress and sys.stderr.isatty())
-    if args.json:
-        print(json.dumps(report.to_dict(), ensure_ascii=False))
+    if args.json:     # paths and reasons quote the input: no escape sequence of theirs reaches the terminal
+        print(json_printable(json.dumps(report.to_dict(), ensure_ascii=False)))
     else:
-        print(format_summary(report))
+        print(printable(format_summary(report)))
     return 0 if report.ok else 1
 
 

@@ -25,6 +25,7 @@ from rag.lexical import build_lexical_index, lexical_index_is_fresh
 from rag.records import Story, content_hash
 from rag.settings import Settings
 from rag.store import NewsStore, StoreError
+from rag.untrusted import instruction_reason, instruction_sentences
 
 
 @dataclass
@@ -38,6 +39,9 @@ class IngestReport:
     chunks_embedded: int = 0
     chunks_total: int = 0
     skipped: list[dict] = field(default_factory=list)
+    # sentences of this run's new or changed stories written as instructions to an AI (rag.untrusted):
+    # stored with their story, never quoted in an answer nor counted as support
+    instruction_like: list[dict] = field(default_factory=list)
     recovered: int = 0
     seconds: float = 0.0
     embed_model: str = ""
@@ -126,6 +130,16 @@ def ingest_paths(paths: Sequence[str | Path], settings: Settings | None = None, 
     return report
 
 
+def instruction_findings(stories: Sequence[Story]) -> list[dict]:
+    """Each instruction-like sentence (title included) of `stories`, with its story, for the report."""
+    out = []
+    for s in stories:
+        for sent in [*(t for t in [s.title] if instruction_reason(t)), *instruction_sentences(s.text)]:
+            out.append({"story_id": s.id, "title": s.title, "path": s.origin, "reason": instruction_reason(sent),
+                        "sentence": sent[:300]})
+    return out
+
+
 def _ingest(loaded: LoadResult, store: NewsStore, embedder, settings: Settings, report: IngestReport,
             inputs: list[str], keep_missing: bool, progress: bool, say) -> None:
     known = store.members()                       # member_id -> (story_id, origin, fingerprint)
@@ -149,6 +163,8 @@ def _ingest(loaded: LoadResult, store: NewsStore, embedder, settings: Settings, 
             report.unchanged += 1
         else:
             fresh.append(s)
+
+    report.instruction_like = instruction_findings(fresh)
 
     # 2. members that vanished from a source this run re-read
     # A source that failed to load this run (malformed, unreachable) keeps its stories: bad input loses nothing.

@@ -90,19 +90,30 @@ class Settings(BaseSettings):
     strict: bool = False                      # drop unsupported sentences instead of flagging
     llm_min_grounded: float = 0.5             # below this, the extractive answer replaces the LLM's
 
-    # --- question limits -----------------------------------------------------------------------
+    # --- request limits (rag/limits.py checks them for every interface) ------------------------
     max_question_chars: int = 1000
+    max_k: int = 100                          # stories a request may ask to have listed
+    max_filter_values: int = 50               # outlets, and tags, per request (Chroma failed at 5,000)
+    max_filter_value_chars: int = 200         # one outlet or tag name
+    max_history_turns: int = 20               # (question, answer) turns a request may send
+    max_history_chars: int = 40_000           # all of them together
+    max_feedback_chars: int = 20_000          # a client's copy of the message it voted on
+    max_feedback_file_bytes: int = 20_000_000  # the feedback JSONL stops growing here (logged)
+    max_request_bytes: int = 1_000_000        # any HTTP request body to the app
 
     # --- app -----------------------------------------------------------------------------------
     host: str = "127.0.0.1"
     port: int = 7860
     auth_user: str = ""
     auth_password: SecretStr = SecretStr("")
+    api_key: SecretStr = SecretStr("")        # bearer key for programmatic clients (NEWSRAG_API_KEY)
+    login_free_failures: int = 3              # wrong passwords per client before the backoff starts
+    login_backoff_seconds: float = 1.0        # then 1, 2, 4 ... seconds between attempts ...
+    login_backoff_cap_seconds: float = 300.0  # ... up to this
     feedback_path: Path = Field(default=Path("feedback") / "feedback.jsonl")
     corpus_dir: Path = Field(default_factory=shipped_corpus_dir)   # what the app ingests into an empty store
 
     # --- HTTP API (OpenAI-compatible) and MCP server --------------------------------------------
-    api_key: SecretStr = SecretStr("")        # NEWSRAG_API_KEY: bearer token /v1 requires when set
     api_max_body_bytes: int = 262_144         # a chat request body larger than this is refused (413)
     api_max_messages: int = 64                # messages in one chat request, the question included
     api_max_message_chars: int = 20_000       # each earlier message (the question has max_question_chars)

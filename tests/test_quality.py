@@ -20,7 +20,7 @@ import pytest
 
 from benchmarks.quality import (DEV_DIGESTS, DEV_REFUSAL, evaluate, load_answerable, load_unanswerable,
                                 open_bot, read_jsonl)
-from conftest import require_digests
+from conftest import in_ci, require_digests
 
 HIT5_MIN, REFUSAL_MIN, FALSE_REFUSAL_MAX = 0.90, 0.95, 0.10
 
@@ -121,7 +121,10 @@ def figures(digests_store):
     bot = open_bot(digests_store)
     unanswerable = load_unanswerable()
     if len(unanswerable) < 100:
-        pytest.skip("../shared/data/realtimeqa or rgb-en-fact is absent: too few unanswerable questions")
+        reason = "../shared/data/realtimeqa or rgb-en-fact is absent: too few unanswerable questions"
+        if in_ci():
+            pytest.fail(f"CI=true but {reason}", pytrace=False)
+        pytest.skip(reason)
     summary, answerable_out, unanswerable_out = evaluate(bot, load_answerable(), unanswerable)
     print(json.dumps(summary, indent=2))
     return summary, answerable_out, unanswerable_out

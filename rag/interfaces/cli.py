@@ -5,6 +5,9 @@
 ingest, serve, mcp and app hand their arguments to their own parsers (`python -m ingest`, the API
 server, the MCP server, the Gradio app), so each keeps its own --help. This dispatcher is an interface:
 it may import ingest/ and the app, which the core under rag/ never does.
+
+Everything printed passes through rag.untrusted: story text is not ours, and an escape sequence in a
+title or a sentence must not reach the terminal (set its title, clear the screen, hide a line).
 """
 from __future__ import annotations
 
@@ -15,8 +18,23 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from rag.limits import RequestError, check_filters
 from rag.records import Filters, answer_to_dict, story_entry
 from rag.settings import Settings
+from rag.untrusted import json_printable, printable
+
+
+def emit(value: Any, as_json: bool) -> None:
+    """Print an answer, a story list or a message: JSON with unsafe characters escaped, text without them."""
+    if as_json:
+        print(json_printable(json.dumps(value, ensure_ascii=False)), flush=True)
+    else:
+        print(printable(str(value)), flush=True)
+
+
+def fail(message: str) -> int:
+    print(printable(f"error: {message}"), file=sys.stderr)
+    return 2
 
 
 def _date(value: str) -> date:
@@ -127,44 +145,43 @@ def main(argv: list[str] | None = None, prog: str = "newsrag") -> int:
         sub.add_parser(name, help=DELEGATED[name][1], add_help=False)
     args = ap.parse_args(argv)
 
-    from rag.pipeline import NewsBot, QuestionError
+    from rag.pipeline import NewsBot
     from rag.store import StoreError
 
     try:
-        bot = NewsBot(_settings(args))
+        settings = _settings(args)
+        check_filters(_filters(args), settings)        # a bad filter fails before the slow model load
+    except RequestError as exc:
+        return fail(str(exc))
+    try:
+        bot = NewsBot(settings)
     except StoreError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return fail(str(exc))
     try:
         if args.cmd == "ask":
             d = answer_to_dict(bot.ask(args.question, filters=_filters(args), k=args.k))
-            print(json.dumps(d, ensure_ascii=False) if args.json else format_answer(d))
+            emit(d if args.json else format_answer(d), args.json)
         elif args.cmd == "retrieve":
             stories = bot.retrieve(args.question, k=args.k, filters=_filters(args))
             if args.json:
-                print(json.dumps({"question": args.question, "sources": [story_entry(s) for s in stories]},
-                                 ensure_ascii=False))
+                emit({"question": args.question, "sources": [story_entry(s) for s in stories]}, True)
             else:
-                for i, s in enumerate(stories, 1):
-                    print(f"{i:2d}. {s.published_at} {s.title} — {s.outlet} ({s.score:.4f})\n    {s.url}")
+                emit("\n".join(f"{i:2d}. {s.published_at} {s.title} — {s.outlet} ({s.score:.4f})\n    {s.url}"
+                               for i, s in enumerate(stories, 1)), False)
         elif args.cmd == "batch":
             return _batch(bot, args)
         elif args.cmd == "stats":
             st = bot.stats()
-            print(json.dumps(st, ensure_ascii=False) if args.json else
-                  f"{st['stories']} stories from {len(st['outlets'])} outlets, newest {st['newest']}, "
-                  f"{st['chunks']} chunks, model {st['embed_model']}")
-    except QuestionError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+            emit(st if args.json else f"{st['stories']} stories from {len(st['outlets'])} outlets, newest "
+                 f"{st['newest']}, {st['chunks']} chunks, model {st['embed_model']}", args.json)
+    except RequestError as exc:
+        return fail(str(exc))
     return 0
 
 
 def _batch(bot, args) -> int:
     if not args.file.exists():
-        print(f"error: {args.file} does not exist", file=sys.stderr)
-        return 2
-    from rag.pipeline import QuestionError
+        return fail(f"{args.file} does not exist")
 
     failures = 0
     with args.file.open(encoding="utf-8") as fh:
@@ -176,9 +193,9 @@ def _batch(bot, args) -> int:
                 item = json.loads(line)
                 qid, question = item.get("id", lineno), item["question"]
                 d = {"id": qid, **answer_to_dict(bot.ask(question, filters=_filters(args), k=args.k))}
-            except (ValueError, KeyError, TypeError, QuestionError) as exc:
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
                 failures += 1
-                reason = str(exc) if isinstance(exc, QuestionError) else f"line {lineno}: not a {{\"id\", \"question\"}} object ({exc})"
+                reason = str(exc) if isinstance(exc, RequestError) else f"line {lineno}: not a {{\"id\", \"question\"}} object ({exc})"
                 d = {"id": (item.get("id") if isinstance(item, dict) else None) or lineno, "error": reason}
-            print(json.dumps(d, ensure_ascii=False), flush=True)
+            emit(d, True)
     return 0 if failures == 0 else 1

@@ -114,12 +114,7 @@ class Settings(BaseSettings):
     corpus_dir: Path = Field(default_factory=shipped_corpus_dir)   # what the app ingests into an empty store
 
     # --- HTTP API (OpenAI-compatible) and MCP server --------------------------------------------
-    api_max_body_bytes: int = 262_144         # a chat request body larger than this is refused (413)
-    api_max_messages: int = 64                # messages in one chat request, the question included
-    api_max_message_chars: int = 20_000       # each earlier message (the question has max_question_chars)
-    api_max_filter_items: int = 20            # names in one outlets/tags filter
-    api_max_filter_chars: int = 200           # characters in one outlet or tag name
-    api_max_k: int = 50                       # stories one search may return
+    api_max_messages: int = 64                # messages in one chat request (history caps: max_history_*)
 
     # --- evals ---------------------------------------------------------------------------------
     judge_base_url: str = ""

@@ -226,3 +226,28 @@ def test_the_apps_login_guards_the_api_too(first_start_app):
     d = r.json()
     assert d["refused"] is False and any("alphafold" in s["title"].lower() for s in d["search_results"])
     check_cited(d["choices"][0]["message"]["content"], d)
+
+
+def test_serve_fails_fast_with_a_message(tmp_path):
+    import socket
+
+    cmd = [sys.executable, "-m", "rag", "serve", "--store", str(tmp_path / "none"), "--port", str(free_port())]
+    p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and "python -m ingest" in p.stderr and "Traceback" not in p.stderr
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        busy = s.getsockname()[1]
+        p = subprocess.run([*cmd[:-1], str(busy)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and "cannot listen" in p.stderr
+
+
+def test_exposure_warning_only_for_an_open_non_loopback_bind():
+    from pydantic import SecretStr
+
+    from rag.interfaces.openai_api import exposure_warning
+    from rag.settings import Settings
+
+    assert "NEWSRAG_API_KEY" in exposure_warning(Settings(host="0.0.0.0", api_key=SecretStr("")))
+    assert exposure_warning(Settings(host="0.0.0.0", api_key=SecretStr("k"))) is None
+    assert exposure_warning(Settings(host="127.0.0.1", api_key=SecretStr(""))) is None

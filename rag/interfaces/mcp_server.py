@@ -174,9 +174,9 @@ def main(argv: list[str] | None = None) -> int:
 
     app = server.streamable_http_app(host=settings.host, max_request_body_size=settings.max_request_bytes)
     key = settings.api_key.get_secret_value()
-    warning = exposure_warning(settings)
+    warning = exposure_warning(settings, "the MCP endpoint at /mcp")
     if warning:
-        print(warning.replace("OpenAI-compatible API at /v1", "MCP endpoint at /mcp"), file=sys.stderr, flush=True)
+        print(warning, file=sys.stderr, flush=True)
     shown = f"[{settings.host}]" if ":" in settings.host else settings.host
     print(f"[newsrag] MCP over streamable HTTP at http://{shown}:{settings.port}/mcp"
           f"{' (bearer auth)' if key else ''} - Ctrl+C to stop", file=sys.stderr, flush=True)

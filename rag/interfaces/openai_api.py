@@ -399,11 +399,12 @@ def mount(gradio_app, settings: Settings, get_bot: BotGetter) -> None:
         print(warning, file=sys.stderr, flush=True)
 
 
-def exposure_warning(settings: Settings) -> str | None:
+def exposure_warning(settings: Settings, what: str = "the OpenAI-compatible API at /v1") -> str | None:
+    """The warning printed when `what` would answer other machines without a key."""
     if is_loopback(settings.host) or settings.api_key.get_secret_value():
         return None
-    return (f"[newsrag] WARNING: the OpenAI-compatible API at /v1 on {settings.host or 'all interfaces'} answers "
-            "anyone who can reach this machine: set NEWSRAG_API_KEY to require a bearer token.")
+    return (f"[newsrag] WARNING: {what} on {settings.host or 'all interfaces'} answers anyone who can reach "
+            "this machine: set NEWSRAG_API_KEY to require a bearer token.")
 
 
 def create_app(settings: Settings, get_bot: BotGetter):

@@ -15,6 +15,7 @@ import httpx
 import openai
 import pytest
 
+from tests.llm_server import llama_server  # noqa: F401  (pytest fixture)
 from test_app import (AUTH, QWEN_Q, ROOT, UNANSWERABLE_Q, app_env, corpus_app, first_start_app,  # noqa: F401
                       free_port)
 
@@ -251,3 +252,25 @@ def test_exposure_warning_only_for_an_open_non_loopback_bind():
     assert "NEWSRAG_API_KEY" in exposure_warning(Settings(host="0.0.0.0", api_key=SecretStr("")))
     assert exposure_warning(Settings(host="0.0.0.0", api_key=SecretStr("k"))) is None
     assert exposure_warning(Settings(host="127.0.0.1", api_key=SecretStr(""))) is None
+
+
+@pytest.mark.llm
+def test_with_a_real_llm_the_stream_carries_the_verified_answer(corpus_store, tmp_path, llama_server):
+    """With a real (tiny) LLM behind the API, the streamed content is the final, verified answer: its
+    markers match the citations on the final chunk, whatever verification changed or replaced."""
+    srv = ServeProcess(corpus_store.store_dir, tmp_path / "serve.log",
+                       {"NEWSRAG_GENERATOR": "openai", "NEWSRAG_LLM_BASE_URL": llama_server.base_url,
+                        "NEWSRAG_LLM_MODEL": llama_server.model, "NEWSRAG_LLM_TIMEOUT": "120",
+                        "NEWSRAG_LLM_MAX_TOKENS": "160"})
+    try:
+        srv.wait_ready()
+        client = openai.OpenAI(base_url=srv.base_url, api_key="unused", max_retries=0, timeout=300)
+        chunks = list(client.chat.completions.create(
+            model="newsrag", stream=True, messages=[{"role": "user", "content": "What did Nvidia announce about the H200?"}]))
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        final = [c for c in chunks if c.choices and c.choices[0].finish_reason == "stop"][0].model_extra
+        assert not final["refused"] and final["citations"]
+        check_cited(text, final)
+        assert any("h200" in (s["title"] + s["snippet"]).lower() for s in final["search_results"])
+    finally:
+        srv.stop()

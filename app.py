@@ -461,6 +461,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--store", type=Path, help="store directory (default: NEWSRAG_STORE_DIR or ./store)")
     ap.add_argument("--host", help="interface to bind (default: NEWSRAG_HOST or 127.0.0.1)")
     ap.add_argument("--port", type=int, help="port (default: NEWSRAG_PORT or 7860)")
+    ap.add_argument("--sync-feeds", type=Path, help="keep the feeds of this YAML file synced in the background")
+    ap.add_argument("--sync-every", default="30m", help="with --sync-feeds: how often (default 30m)")
     return ap.parse_args(argv)
 
 
@@ -513,6 +515,13 @@ def main(argv: list[str] | None = None) -> int:
 
     if store_is_empty(settings):
         ingest_corpus(settings)
+    if args.sync_feeds:
+        from ingest.sync import parse_duration, start_background_sync
+        try:
+            start_background_sync(args.sync_feeds, settings, parse_duration(args.sync_every))
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
 
     # Load the bot (model + store) while gradio imports: the two are the slow part of the start.
     result: dict[str, Any] = {}

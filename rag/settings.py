@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     # non-editable install must not write into site-packages.
     store_dir: Path = Field(default=Path("store"), description="Where Chroma and our indexes live.")
     collection: str = "news_chunks"
+    # http://host:port of a `chroma run` server holding the vectors (empty: Chroma files in store_dir);
+    # the catalogue and the published snapshots stay in store_dir, a volume every app replica mounts
+    chroma_url: str = ""
+    ingest_lock_wait: float = 60.0            # seconds an ingest waits for another one's lock to end
     embed_model: str = Field(default="", description="sentence-transformers model name or path; "
                              "empty means the packaged all-MiniLM-L6-v2.")
     # int8 ONNX: ~2x torch fp32 chunks/s, no torch import at query time (cold start), vectors at cosine
@@ -61,7 +65,9 @@ class Settings(BaseSettings):
     max_file_bytes: int = 10_000_000
     near_duplicate_jaccard: float = 0.55      # word 3-shingle Jaccard at which two stories are one
     near_duplicate_days: int = 7              # ... and only when published this close together
-    feed_timeout: float = 20.0
+    feed_timeout: float = 20.0                # per network read
+    feed_deadline: float = 60.0               # per source, whole download, however slowly it trickles
+    feed_max_bytes: int = 20_000_000          # per source download
 
     # --- retrieval -----------------------------------------------------------------------------
     today: date | None = None                 # "latest", "last month" are relative to this; None = now

@@ -219,7 +219,7 @@ def test_a_broad_topic_narrows_the_brief(bot):
 
 
 def test_the_chat_renders_a_brief_as_an_event_list(bot):
-    from rag import ui
+    from rag.interfaces import ui
     d = answer_to_dict(bot.ask("Tell me about Qwen"))
     html = ui.render_answer(d, "m1")
     assert 'class="nr-answer nr-brief-answer"' in html

@@ -20,7 +20,7 @@ from rag.records import Answer, Filters, Source
 from rag.retrieval import Retrieval, Retriever
 from rag.settings import Settings
 from rag.store import EmptyStoreError, NewsStore
-from rag.text import ABBREVIATIONS
+from rag.text import ABBREVIATIONS, SENTENCE_INITIAL
 from rag.untrusted import printable
 from rag.verify import verify_answer
 
@@ -38,7 +38,7 @@ REFUSAL = "The news I hold doesn't cover this"
 
 # Where a streamed sentence ends: end punctuation (and the [n] markers after it) before the next
 # sentence's first character, or a line break. rag.text.split_sentences' abbreviations do not end one.
-_SENTENCE_END = re.compile(r"[.!?…][\"'”’)]*(?:\s*\[[^\]\n]{1,24}\])*[\"'”’)]*[ \t]+(?=[\"'“‘(]?[A-Z0-9$€£])|\n")
+_SENTENCE_END = re.compile(r"[.!?…][\"'”’)]*(?:\s*\[[^\]\n]{1,24}\])*[\"'”’)]*[ \t]+(?=[\"'“‘(]?" + SENTENCE_INITIAL + r")|\n")
 
 
 def sentence_cut(buf: str) -> int:

@@ -15,7 +15,8 @@ ABBREVIATIONS = _ABBREV      # words whose "." does not end a sentence (streamin
 # A sentence starts with a capital, a digit or a currency sign -- or with a name written lowercase-first
 # ("xAI", "iPhone", "eBay", "arXiv"): a lowercase word with a capital inside. A plain lowercase word
 # after a period is almost always an abbreviation's tail ("Microsoft Corp. has", "Inc. today").
-_SENT_END = re.compile(r"([.!?…][\"'”’)\]]*)\s+(?=[\"'“‘(\[]?(?:[A-Z0-9$€£]|[a-z]{1,5}[A-Z]))")
+SENTENCE_INITIAL = r"(?:[A-Z0-9$€£]|[a-z]{1,5}[A-Z])"   # also where a streamed answer is cut (rag.pipeline)
+_SENT_END = re.compile(r"([.!?…][\"'”’)\]]*)\s+(?=[\"'“‘(\[]?" + SENTENCE_INITIAL + ")")
 _WS = re.compile(r"\s+")
 
 

@@ -36,3 +36,13 @@ def test_abbreviations_and_numbers_do_not_end_a_sentence(text):
 def test_paragraphs_always_end_a_sentence():
     assert split_sentences("First line without a stop\n\nsecond paragraph.") == [
         "First line without a stop", "second paragraph."]
+
+
+def test_a_streamed_answer_is_cut_where_the_splitter_splits():
+    """The streaming cut (rag.pipeline.sentence_cut) shares the splitter's rule for a sentence's start."""
+    from rag.pipeline import sentence_cut
+
+    buf = "The lab was founded in 2023 [1]. xAI raised $6 billion in"
+    assert buf[:sentence_cut(buf)].rstrip() == "The lab was founded in 2023 [1]."
+    buf = "Microsoft Corp. has added it [1]. Apple Inc. has"
+    assert buf[:sentence_cut(buf)].rstrip() == "Microsoft Corp. has added it [1]."

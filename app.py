@@ -18,7 +18,6 @@ optional since/until "YYYY-MM-DD", outlets and tags lists) returns the same JSON
 import rag  # noqa: F401  (first: makes the environment offline-safe, incl. GRADIO_ANALYTICS_ENABLED=False)
 
 import argparse
-import ipaddress
 import json
 import logging
 import sys
@@ -30,6 +29,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from rag import limits, ui
+from rag.interfaces.common import is_loopback, port_problem  # noqa: F401  (app.port_problem is API)
+from rag.interfaces.openai_api import mount as mount_openai_api
 from rag.records import Filters, answer_to_dict
 from rag.settings import Settings
 
@@ -75,39 +76,55 @@ CSS = """
 .nr-typing { opacity: .6; font-size: .85em; }
 #nr-fresh { font-size: .9em; opacity: .85; }
 #nr-examples button { text-align: left; white-space: normal; }
+.nr-brief { padding-left: 1.4em; margin: 0 0 .6em 0; }
+.nr-event { margin: 0 0 .55em 0; }
+.nr-ev-date { font-weight: 700; }
+.nr-ev-outlets { font-size: .85em; opacity: .8; }
+.nr-ev-outlets::after { content: " —"; }
+.nr-ev-also { margin: .2em 0 0 0; padding-left: 1.1em; font-size: .92em; list-style: circle; }
+.nr-brief-head { font-weight: 700; margin: .4em 0 .3em 0; text-transform: uppercase; font-size: .85em; letter-spacing: .04em; }
+"""
+
+# Reading order: the chatbot follows a streaming answer to the bottom, which for a long answer (a brief,
+# a timeline) leaves a reader -- on a phone, always -- looking at its last source card. Once an answer is
+# final and taller than the chat pane, bring its first line to the top instead. Gradio's own autoscroll
+# runs ~300 ms after each update, so the scroll is repeated after it; a reader who scrolled away since
+# is left alone.
+READING_ORDER_JS = """
+() => {
+  const done = new Set();
+  const pane = (el) => { let p = el.parentElement; while (p && p !== document.body) {
+      const s = getComputedStyle(p); if (/(auto|scroll)/.test(s.overflowY) && p.scrollHeight > p.clientHeight) return p;
+      p = p.parentElement; } return null; };
+  const toTop = (answer) => {
+    const box = pane(answer);
+    const bubble = answer.closest('.message-row, .message') || answer;
+    if (box) box.scrollTop += bubble.getBoundingClientRect().top - box.getBoundingClientRect().top - 8;
+    const top = bubble.getBoundingClientRect().top;
+    if (top < 0 || top > window.innerHeight * 0.5) window.scrollBy(0, top - 8);
+  };
+  const check = () => {
+    const answers = document.querySelectorAll('#nr-chat .nr-answer');
+    const last = answers[answers.length - 1];
+    if (!last || last.classList.contains('nr-streaming') || !last.id || done.has(last.id)) return;
+    done.add(last.id);
+    const box = pane(last);
+    if (last.offsetHeight <= (box ? box.clientHeight : window.innerHeight)) return;
+    let moved = false;
+    const stop = () => { moved = true; };
+    for (const ms of [30, 450, 900]) setTimeout(() => {
+      if (moved) return;
+      const el = document.getElementById(last.id);
+      if (el) toTop(el);
+      if (ms === 30) ['wheel', 'touchmove', 'keydown'].forEach(t => window.addEventListener(t, stop, {once: true, passive: true}));
+    }, ms);
+  };
+  new MutationObserver(check).observe(document.body, {childList: true, subtree: true});
+}
 """
 
 
 # ----------------------------------------------------------------------------------- start-up
-
-def is_loopback(host: str) -> bool:
-    host = (host or "").strip()
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def port_problem(host: str, port: int) -> str | None:
-    """Fail fast (before the slow model load) when the port cannot be bound."""
-    import socket
-
-    try:
-        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except socket.gaierror as exc:
-        return f"cannot resolve host {host!r}: {exc}"
-    family, _, _, _, addr = infos[0]
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(addr)
-        except OSError as exc:
-            return (f"cannot listen on {host}:{port} ({exc.strerror}); is the app already running? "
-                    "Pick another port with --port or NEWSRAG_PORT.")
-    return None
-
 
 def bind_warning(host: str, has_auth: bool) -> str | None:
     """The warning printed when the chat would be reachable from other machines without a password."""
@@ -181,7 +198,7 @@ class ChatApp:
         if bot is not None:
             try:
                 self.stats = bot.stats()
-                self.examples = ui.example_questions(bot.store.story_rows())
+                self.examples = ui.example_questions(bot.store.story_rows(), today=settings.today_date())
             except Exception:  # the UI still comes up; answers report the store problem
                 log.exception("reading store stats failed")
 
@@ -518,9 +535,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[newsrag] {chat.freshness()}; generator {chat.generator_name}; "
               f"model loaded in {bot.load_seconds:.1f}s", flush=True)
     demo.launch(server_name=settings.host, server_port=settings.port, share=False, auth=auth,
-                auth_message="AI News, cited" if auth else None, css=CSS, show_error=True, ssr_mode=False,
-                footer_links=["api"], quiet=True, inbrowser=False, prevent_thread_lock=True,
+                auth_message="AI News, cited" if auth else None, css=CSS, js=READING_ORDER_JS, show_error=True,
+                ssr_mode=False, footer_links=["api"], quiet=True, inbrowser=False, prevent_thread_lock=True,
                 max_file_size=1, app_kwargs={"middleware": [guard_middleware(demo, settings, auth)]})
+    mount_openai_api(demo.app, settings, chat._need_bot)       # /v1/chat/completions, /v1/models
     shown = f"[{settings.host}]" if ":" in settings.host else settings.host
     print(f"[newsrag] ready in {time.perf_counter() - t0:.1f}s: http://{shown}:{settings.port}"
           f"{' (login required)' if auth else ''}  - Ctrl+C to stop", flush=True)

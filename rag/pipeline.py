@@ -91,6 +91,21 @@ def normalise_history(history: Any) -> list[tuple[str, str]]:
     return pairs
 
 
+def answer_sources(r: Retrieval, k: int) -> list[Source]:
+    """The stories an answer lists: the top `k` in rank order, plus any story the generator was handed.
+
+    Citations must point into `sources`, but the generator's context is picked by diversify() from more
+    than the top k stories (it mixes outlets, interleaves comparison subjects and keeps a dozen timeline
+    events), so a cited story can rank below k. Those are added in rank order, never dropped."""
+    cited = {s.story_id for s in r.context}
+    top = r.stories[:k]
+    have = {s.story_id for s in top}
+    extra = [s for s in r.stories[k:] if s.story_id in cited and s.story_id not in have]
+    ranked = {s.story_id for s in r.stories}
+    missing = [s for s in r.context if s.story_id not in ranked and s.story_id not in have]
+    return top + extra + list({s.story_id: s for s in missing}.values())
+
+
 class NewsBot:
     """Open a built store and answer questions about it. Thread-safe for concurrent questions."""
 
@@ -146,9 +161,13 @@ class NewsBot:
         pairs = normalise_history(check_history(history, self.settings))
         standalone, rewritten_by, llm_down = self._standalone(q, pairs)
         t1 = time.perf_counter()
+        brief = self._brief_stream(q, standalone, rewritten_by, filters, t0)
+        if brief is not None:      # "What happened this week?", "Tell me about Qwen": rag.briefs answers
+            yield from brief
+            return
         r = self.retriever.retrieve(standalone, filters=filters)
         timings = {"rewrite": t1 - t0, **r.timings}
-        base = Answer(question=q, text="", standalone_question=standalone, sources=r.stories[: max(k or 10, 1)],
+        base = Answer(question=q, text="", standalone_question=standalone, sources=answer_sources(r, max(k or 10, 1)),
                       filters=r.filters, generator=self.generator_name, timings=timings)
         if rewritten_by:
             base.flags.append(f"followup:{rewritten_by}")
@@ -273,6 +292,38 @@ class NewsBot:
             if condensed:
                 return condensed, "llm", None
         return rewrite_followup(message, pairs), "rules", down
+
+    def brief(self, period: str = "this week", *, topic: str = "", filters: Filters | None = None) -> Answer:
+        """A brief of a period in words ("this week", "March 2026", "since January"), optionally about a
+        topic: the most widely covered events, each dated and cited. For the API and MCP tools."""
+        from rag.briefs import Briefer, period_plan
+        q = validate_question(f"{topic} news {period}".strip(), self.settings.max_question_chars)
+        plan = period_plan(period, self.settings.today_date(), topic=" ".join(str(topic).split()))
+        if plan is None:
+            raise QuestionError(f"\"{period}\" is not a period I can read: try \"today\", \"this week\", "
+                                "\"last month\", \"March 2026\", \"Q1 2026\", \"2024\" or \"since January 2026\".")
+        base = Answer(question=q, text="", standalone_question=q, generator=self.extractive.name)
+        answer = None
+        for event in Briefer(self).stream(plan, base, filters, time.perf_counter()):
+            if event["type"] == "final":
+                answer = event["answer"]
+        assert answer is not None
+        return answer
+
+    def _brief_stream(self, q: str, standalone: str, rewritten_by: str | None, filters: Filters | None,
+                      t0: float) -> Iterator[dict[str, Any]] | None:
+        """The answer as a brief or overview (rag.briefs), or None for every other question."""
+        from rag.briefs import Briefer, plan_brief
+        plan = plan_brief(standalone, self.settings.today_date())
+        if plan is None:
+            return None
+        base = Answer(question=q, text="", standalone_question=standalone, generator=self.extractive.name,
+                      timings={"rewrite": time.perf_counter() - t0})
+        if rewritten_by:
+            base.flags.append(f"followup:{rewritten_by}")
+            if standalone != q:
+                base.notices.append(f"Read as a follow-up: \"{standalone}\"")
+        return Briefer(self).stream(plan, base, filters, t0)
 
     def _range_text(self, f: Filters) -> str:
         if f.since and f.until:

@@ -114,7 +114,7 @@ def _messages(request: GenerationRequest, sources: list[Source]) -> list[dict]:
 
 
 def count_message_tokens(messages: list[dict]) -> int:
-    from ingest.chunking import tiktoken_counter
+    from rag.tokens import tiktoken_counter
 
     count = tiktoken_counter()
     return sum(count(m["content"]) + MESSAGE_OVERHEAD for m in messages) + 3

@@ -104,6 +104,15 @@ class Settings(BaseSettings):
     feedback_path: Path = Field(default=PROJECT_ROOT / "feedback" / "feedback.jsonl")
     corpus_dir: Path = PROJECT_ROOT / "corpus"
 
+    # --- HTTP API (OpenAI-compatible) and MCP server --------------------------------------------
+    api_key: SecretStr = SecretStr("")        # NEWSRAG_API_KEY: bearer token /v1 requires when set
+    api_max_body_bytes: int = 262_144         # a chat request body larger than this is refused (413)
+    api_max_messages: int = 64                # messages in one chat request, the question included
+    api_max_message_chars: int = 20_000       # each earlier message (the question has max_question_chars)
+    api_max_filter_items: int = 20            # names in one outlets/tags filter
+    api_max_filter_chars: int = 200           # characters in one outlet or tag name
+    api_max_k: int = 50                       # stories one search may return
+
     # --- evals ---------------------------------------------------------------------------------
     judge_base_url: str = ""
     judge_model: str = ""

@@ -326,6 +326,27 @@ class NewsStore:
                                 (date_to_ts(since), date_to_ts(until))).fetchall()
         return [(r[0], date.fromisoformat(r[1]), r[2]) for r in rows]
 
+    def story_rows_between(self, since: date | None, until: date | None) -> list[StoryRow]:
+        """Every story published in [since, until] (an open side is unbounded), newest first: a brief
+        of a period reads the whole period from the catalogue, not a top-k search's view of it."""
+        lo = date_to_ts(since) if since else -(2 ** 62)
+        hi = date_to_ts(until) if until else 2 ** 62
+        rows = self._db.execute("SELECT id, title, published_at, outlets, urls, tags, text, chunk_count FROM stories "
+                                "WHERE published_ts BETWEEN ? AND ? ORDER BY published_ts DESC, id", (lo, hi)).fetchall()
+        return [StoryRow(r[0], r[1], date.fromisoformat(r[2]), json.loads(r[3]), json.loads(r[4]),
+                         json.loads(r[5]), r[6], r[7]) for r in rows]
+
+    def story_rows_by_id(self, story_ids: Iterable[str]) -> list[StoryRow]:
+        """The catalogue rows of these stories (unknown ids are left out), newest first."""
+        ids, out = list(dict.fromkeys(story_ids)), []
+        for lo in range(0, len(ids), 500):
+            part = ids[lo:lo + 500]
+            out += self._db.execute("SELECT id, title, published_at, outlets, urls, tags, text, chunk_count FROM "
+                                    f"stories WHERE id IN ({','.join('?' * len(part))})", part).fetchall()
+        rows = [StoryRow(r[0], r[1], date.fromisoformat(r[2]), json.loads(r[3]), json.loads(r[4]),
+                         json.loads(r[5]), r[6], r[7]) for r in out]
+        return sorted(rows, key=lambda r: (r.published_at, r.id), reverse=True)
+
     def story_row(self, story_id: str) -> StoryRow | None:
         r = self._db.execute("SELECT id, title, published_at, outlets, urls, tags, text, chunk_count "
                              "FROM stories WHERE id=?", (story_id,)).fetchone()

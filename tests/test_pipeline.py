@@ -155,3 +155,21 @@ def test_cli_ask_and_retrieve(corpus_store):
     assert p.returncode == 2 and "empty" in p.stderr and "Traceback" not in p.stderr
     p = _cli("ask", "anything", "--store", "/nonexistent/store")
     assert p.returncode == 2 and "python -m ingest" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_citations_point_into_sources_over_many_questions(bot):
+    """The JSON contract: every citation names a story listed in `sources`, whatever kind of question
+    (timelines and comparisons hand the generator stories from below the top k) and whatever k."""
+    questions = [json.loads(line)["question"] for line in (ROOT / "evals" / "gold.jsonl").read_text().splitlines()
+                 if line.strip()]
+    questions += ["Timeline of Nvidia's AI chips", "Compare Claude Opus 4.5 and Gemini 3",
+                  "Compare Nvidia's and AMD's latest AI chips", "Timeline of OpenAI's funding"]
+    cited = 0
+    outside = []
+    for i, q in enumerate(questions):
+        a = bot.ask(q, k=3 if i % 3 == 0 else None)
+        listed = {s.story_id for s in a.sources}
+        cited += len(a.citations)
+        outside += [(q, c.story_id) for c in a.citations if c.story_id not in listed]
+    assert cited >= 2 * len(questions) // 3, "too few citations for the check to mean anything"
+    assert not outside, outside

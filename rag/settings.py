@@ -97,7 +97,6 @@ class Settings(BaseSettings):
     port: int = 7860
     auth_user: str = ""
     auth_password: SecretStr = SecretStr("")
-    api_key: SecretStr = SecretStr("")        # bearer key for programmatic clients (NEWSRAG_API_KEY)
     login_free_failures: int = 3              # wrong passwords per client before the backoff starts
     login_backoff_seconds: float = 1.0        # then 1, 2, 4 ... seconds between attempts ...
     login_backoff_cap_seconds: float = 300.0  # ... up to this
@@ -105,7 +104,8 @@ class Settings(BaseSettings):
     corpus_dir: Path = PROJECT_ROOT / "corpus"
 
     # --- HTTP API (OpenAI-compatible) and MCP server --------------------------------------------
-    api_key: SecretStr = SecretStr("")        # NEWSRAG_API_KEY: bearer token /v1 requires when set
+    api_key: SecretStr = SecretStr("")        # NEWSRAG_API_KEY: bearer token /v1 requires when set; with the
+                                              # app's login on, the chat's routes accept it too (rag/webguard.py)
     api_max_body_bytes: int = 262_144         # a chat request body larger than this is refused (413)
     api_max_messages: int = 64                # messages in one chat request, the question included
     api_max_message_chars: int = 20_000       # each earlier message (the question has max_question_chars)

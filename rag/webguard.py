@@ -11,7 +11,8 @@ guard in front of themselves:
 * programmatic clients may authenticate per request with HTTP Basic (the login's user and password)
   or `Authorization: Bearer <NEWSRAG_API_KEY>`; the guard turns that into the login's own session
   (`session_for`), so every route sees a logged-in user. Wrong credentials get 401 and count as a
-  failed login.
+  failed login. Routes that check credentials of their own (`own_auth_paths`, e.g. the OpenAI-compatible
+  /v1 with its bearer key) are left to do so.
 """
 from __future__ import annotations
 
@@ -79,13 +80,15 @@ class Guard:
     `session_for(user)` returns the (cookie name, value) the wrapped app recognises as that user's session."""
 
     def __init__(self, app, *, max_request_bytes: int, upload_paths: tuple[str, ...] = (),
-                 login_paths: tuple[str, ...] = (), users: dict[str, str] | None = None, api_key: str = "",
+                 login_paths: tuple[str, ...] = (), own_auth_paths: tuple[str, ...] = (),
+                 users: dict[str, str] | None = None, api_key: str = "",
                  throttle: LoginThrottle | None = None,
                  session_for: Callable[[str], tuple[str, str]] | None = None):
         self.app = app
         self.max_request_bytes = max_request_bytes
         self.upload_paths = upload_paths
         self.login_paths = login_paths
+        self.own_auth_paths = own_auth_paths      # routes that check their own credentials (e.g. /v1)
         self.users = dict(users or {})
         self.api_key = api_key
         self.throttle = throttle or LoginThrottle()
@@ -148,7 +151,8 @@ class Guard:
             return
         client = self.client_of(scope)
         is_login = scope.get("method") == "POST" and path.rstrip("/") in {p.rstrip("/") for p in self.login_paths}
-        authorization = self._header(scope, b"authorization")
+        own_auth = any(path == p or path.startswith(p.rstrip("/") + "/") for p in self.own_auth_paths)
+        authorization = None if own_auth else self._header(scope, b"authorization")
         if (is_login or (authorization and (self.users or self.api_key))):
             wait = self.throttle.wait_seconds(client)
             if wait > 0:

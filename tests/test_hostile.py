@@ -436,3 +436,15 @@ def test_programmatic_clients_use_http_basic(first_start_app):
     time.sleep(1.1)         # the one wrong header above counts as a failed login: leave the count clean
     assert _login(first_start_app, *AUTH) == 200
 
+
+
+def test_missing_shared_data_fails_under_ci_and_skips_elsewhere(monkeypatch, tmp_path):
+    from conftest import require_shared
+
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI=true but the digests are absent"):
+        require_shared(tmp_path / "absent", "the digests")
+    monkeypatch.setenv("CI", "")
+    with pytest.raises(pytest.skip.Exception, match="the digests are absent"):
+        require_shared(tmp_path / "absent", "the digests")
+    assert require_shared(tmp_path, "the folder") == tmp_path

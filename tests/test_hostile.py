@@ -442,9 +442,9 @@ def test_missing_shared_data_fails_under_ci_and_skips_elsewhere(monkeypatch, tmp
     from conftest import require_shared
 
     monkeypatch.setenv("CI", "true")
-    with pytest.raises(pytest.fail.Exception, match="CI=true but the digests are absent"):
-        require_shared(tmp_path / "absent", "the digests")
+    with pytest.raises(pytest.fail.Exception, match="CI=true but the digests folder is absent"):
+        require_shared(tmp_path / "absent", "the digests folder")
     monkeypatch.setenv("CI", "")
-    with pytest.raises(pytest.skip.Exception, match="the digests are absent"):
-        require_shared(tmp_path / "absent", "the digests")
+    with pytest.raises(pytest.skip.Exception, match="the digests folder is absent"):
+        require_shared(tmp_path / "absent", "the digests folder")
     assert require_shared(tmp_path, "the folder") == tmp_path

@@ -163,6 +163,28 @@ def test_request_bodies_over_the_cap_are_refused_before_they_are_read(hostile_ap
     still_answers(hostile_app, hostile_client)
 
 
+def test_huge_histories_are_refused_with_their_size(hostile_app, hostile_client, hostile_store):
+    # over HTTP: the OpenAI-compatible /v1 on the same server, 10,000 earlier messages
+    messages = [{"role": "user" if i % 2 == 0 else "assistant", "content": f"turn {i}"} for i in range(10_000)]
+    messages.append({"role": "user", "content": QWEN_Q})
+    status, _, body = http(hostile_app, "POST", "v1/chat/completions",
+                           json.dumps({"model": "newsrag", "messages": messages}).encode(),
+                           {"Content-Type": "application/json"})
+    assert status in (400, 413) and b"limit" in body, (status, body[:300])
+    still_answers(hostile_app, hostile_client)
+    # the Python API (and every interface built on NewsBot): turns and size, each with its numbers
+    from rag.limits import RequestError
+    from rag.pipeline import NewsBot
+
+    bot = NewsBot(hostile_store[0])
+    with pytest.raises(RequestError, match="has 21 turns; the limit is 20"):
+        bot.ask("And AMD?", history=[("What did Nvidia announce?", "Nvidia announced chips. [1]")] * 21)
+    with pytest.raises(RequestError, match="is 60000 characters long; the limit is 40000"):
+        bot.ask("And AMD?", history=[("q" * 30_000, "a" * 30_000)])
+    a = bot.ask("What did they announce?", history=[("What did Alibaba announce about Qwen?", "...")] * 20)
+    assert not a.refused and a.citations
+
+
 def test_uploads_are_refused_and_nothing_is_written(hostile_app, hostile_client):
     before = dir_bytes(hostile_app.upload_dir)
     boundary = "nrboundary"

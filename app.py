@@ -12,7 +12,8 @@ capped (rag/limits.py) and the web server sits behind rag/webguard.py.
 
 API: a named endpoint `/ask` (gradio_client: `Client(url).predict("question", api_name="/ask")`, with
 optional since/until "YYYY-MM-DD", outlets and tags lists) returns the same JSON as
-`python -m rag ask --json`.
+`python -m rag ask --json`. The OpenAI-compatible `/v1/chat/completions` and `/v1/models`
+(rag/interfaces/openai_api.py) are mounted beside the UI.
 """
 
 import rag  # noqa: F401  (first: makes the environment offline-safe, incl. GRADIO_ANALYTICS_ENABLED=False)
@@ -461,6 +462,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--store", type=Path, help="store directory (default: NEWSRAG_STORE_DIR or ./store)")
     ap.add_argument("--host", help="interface to bind (default: NEWSRAG_HOST or 127.0.0.1)")
     ap.add_argument("--port", type=int, help="port (default: NEWSRAG_PORT or 7860)")
+    ap.add_argument("--sync-feeds", type=Path, help="keep the feeds of this YAML file synced in the background")
+    ap.add_argument("--sync-every", default="30m", help="with --sync-feeds: how often (default 30m)")
     return ap.parse_args(argv)
 
 
@@ -513,6 +516,13 @@ def main(argv: list[str] | None = None) -> int:
 
     if store_is_empty(settings):
         ingest_corpus(settings)
+    if args.sync_feeds:
+        from ingest.sync import parse_duration, start_background_sync
+        try:
+            start_background_sync(args.sync_feeds, settings, parse_duration(args.sync_every))
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
 
     # Load the bot (model + store) while gradio imports: the two are the slow part of the start.
     result: dict[str, Any] = {}

@@ -385,7 +385,14 @@ def freshness_line(stats: Mapping[str, Any]) -> str:
     n = int(stats.get("stories") or 0)
     m = len(stats.get("outlets") or {})
     newest = stats.get("newest") or "—"
-    return f"{n} stories from {m} outlets, newest {newest}"
+    line = f"{n} stories from {m} outlets, newest {newest}"
+    sync = stats.get("sync")
+    if sync:   # the feed sync's state file (ingest/sync.py), via NewsStore.sync_status
+        line += f"; feeds last synced {str(sync.get('last_sync') or 'never')[:16].replace('T', ' ')} UTC"
+        failing = list(sync.get("failing") or {})
+        if failing:
+            line += f"; failing: {', '.join(failing[:3])}" + (f" and {len(failing) - 3} more" if len(failing) > 3 else "")
+    return line
 
 
 

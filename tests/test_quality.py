@@ -105,7 +105,8 @@ def digests_store(tmp_path_factory) -> Path:
     unset: built once per session in a temporary folder."""
     digests = require_digests()
     given = os.environ.get("NEWSRAG_DIGESTS_STORE")
-    if given and (Path(given) / "catalog.sqlite").exists() and (Path(given) / "bm25").is_dir():
+    if given and (Path(given) / "catalog.sqlite").exists() and \
+            ((Path(given) / "CURRENT").exists() or (Path(given) / "bm25").is_dir()):
         return Path(given)
     from ingest.pipeline import ingest_paths
     from rag.settings import Settings

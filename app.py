@@ -589,7 +589,7 @@ def guard_middleware(demo, settings: Settings, auth: tuple[str, str] | None):
     throttle = LoginThrottle(free_failures=settings.login_free_failures, base_seconds=settings.login_backoff_seconds,
                              cap_seconds=settings.login_backoff_cap_seconds)
     return Middleware(Guard, max_request_bytes=settings.max_request_bytes, upload_paths=UPLOAD_PATHS,
-                      login_paths=LOGIN_PATHS, own_auth_paths=("/v1",), users=dict([auth]) if auth else {},
+                      login_paths=LOGIN_PATHS, users=dict([auth]) if auth else {},
                       api_key=api_key if auth else "", throttle=throttle,
                       session_for=session_for if auth else None)
 

@@ -11,8 +11,7 @@ guard in front of themselves:
 * programmatic clients may authenticate per request with HTTP Basic (the login's user and password)
   or `Authorization: Bearer <NEWSRAG_API_KEY>`; the guard turns that into the login's own session
   (`session_for`), so every route sees a logged-in user. Wrong credentials get 401 and count as a
-  failed login. Routes that check credentials of their own (`own_auth_paths`, e.g. the OpenAI-compatible
-  /v1 with its bearer key) are left to do so.
+  failed login.
 """
 from __future__ import annotations
 
@@ -80,15 +79,13 @@ class Guard:
     `session_for(user)` returns the (cookie name, value) the wrapped app recognises as that user's session."""
 
     def __init__(self, app, *, max_request_bytes: int, upload_paths: tuple[str, ...] = (),
-                 login_paths: tuple[str, ...] = (), own_auth_paths: tuple[str, ...] = (),
-                 users: dict[str, str] | None = None, api_key: str = "",
+                 login_paths: tuple[str, ...] = (), users: dict[str, str] | None = None, api_key: str = "",
                  throttle: LoginThrottle | None = None,
                  session_for: Callable[[str], tuple[str, str]] | None = None):
         self.app = app
         self.max_request_bytes = max_request_bytes
         self.upload_paths = upload_paths
         self.login_paths = login_paths
-        self.own_auth_paths = own_auth_paths      # routes that check their own credentials (e.g. /v1)
         self.users = dict(users or {})
         self.api_key = api_key
         self.throttle = throttle or LoginThrottle()
@@ -127,6 +124,14 @@ class Guard:
                 return user or "api"
         return None
 
+    async def _drain(self, receive: Receive) -> None:
+        """Read and drop a request body (at most `max_request_bytes` of it)."""
+        seen, more = 0, True
+        while more and seen <= self.max_request_bytes:
+            message = await receive()
+            seen += len(message.get("body") or b"")
+            more = message.get("type") == "http.request" and message.get("more_body", False)
+
     async def _reply(self, send: Send, status: int, message: str, headers=None) -> None:
         start, body = _json_response(status, message, headers)
         await send(start)
@@ -141,18 +146,19 @@ class Guard:
         root = scope.get("root_path") or ""
         if root and path.startswith(root):
             path = path[len(root):] or "/"
+        length = self._header(scope, b"content-length")
         if any(path == p or path.startswith(p.rstrip("/") + "/") for p in self.upload_paths):
+            if not (length and length.strip().isdigit() and int(length) > self.max_request_bytes):
+                await self._drain(receive)     # a small body is read and dropped: the client gets the answer
             await self._reply(send, 403, "Uploads are disabled: this app takes no files.")
             return
-        length = self._header(scope, b"content-length")
         if length and length.strip().isdigit() and int(length) > self.max_request_bytes:
             await self._reply(send, 413, f"The request body is {int(length)} bytes; the limit is "
                                          f"{self.max_request_bytes} bytes.")
             return
         client = self.client_of(scope)
         is_login = scope.get("method") == "POST" and path.rstrip("/") in {p.rstrip("/") for p in self.login_paths}
-        own_auth = any(path == p or path.startswith(p.rstrip("/") + "/") for p in self.own_auth_paths)
-        authorization = None if own_auth else self._header(scope, b"authorization")
+        authorization = self._header(scope, b"authorization")
         if (is_login or (authorization and (self.users or self.api_key))):
             wait = self.throttle.wait_seconds(client)
             if wait > 0:

@@ -104,10 +104,13 @@ def raw_post(app, path: str, headers: dict, body: bytes = b"", declared: int | N
                 f"Content-Length: {declared}" if declared is not None else "Transfer-Encoding: chunked"]
         sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode())
         if declared is None:
-            for i in range(0, len(body), 65536):
-                piece = body[i:i + 65536]
-                sock.sendall(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
-            sock.sendall(b"0\r\n\r\n")
+            try:
+                for i in range(0, len(body), 65536):
+                    piece = body[i:i + 65536]
+                    sock.sendall(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+                sock.sendall(b"0\r\n\r\n")
+            except (BrokenPipeError, ConnectionResetError):     # answered before the body was all sent
+                pass
         data = b""
         while chunk := sock.recv(65536):
             data += chunk

@@ -47,38 +47,35 @@ def main() -> None:
     titles = [r.title for r in rng.choice(np.array(rows, dtype=object), args.queries, replace=False)]
     qs = get_embedder(settings).embed(titles)
     # the real store as it is: its snapshot's exact search against its Chroma collection (HNSW), alternating
-    snap_t, chroma_t, agree = [], [], []
+    snap, chroma, agree = side_by_side(qs, lambda q: [c for c, _ in lex.dense_hits(q, 20)],
+                                       lambda q: [c for c, _ in store.dense_hits(q, 20)])
+    print(f"real store, {len(lex.ids)} chunks: snapshot (exact) p50/p95 {snap}; Chroma HNSW p50/p95 {chroma}; "
+          f"Chroma's share of the exact top 20 {agree:.3f}")
+    t = time.perf_counter()
+    part, order = partition_rows(vecs, ids, None, set())
+    vecs = vecs[order]                        # as a snapshot stores them: clusters contiguous
+    build_s = time.perf_counter() - t
+    exact, ivf, recall = side_by_side(qs, lambda q: [r for r, _ in top_rows(vecs, q, 20, None, None)],
+                                      lambda q: [r for r, _ in top_rows(vecs, q, 20, None, part)])
+    print(f"{len(vecs)} chunks, {len(part.centroids)} clusters, partition built in {build_s:.1f}s; "
+          f"exact p50/p95 {exact}; partition p50/p95 {ivf}; recall of the exact top 20 {recall:.3f}")
+
+
+def side_by_side(qs, reference, other) -> tuple[str, str, float]:
+    """Both searches per query, alternating: their p50/p95 and the other's share of the reference's hits."""
+    ref_t, other_t, share = [], [], []
     for q in qs:
         t = time.perf_counter()
-        a = lex.dense_hits(q, 20)
-        snap_t.append(time.perf_counter() - t)
+        a = reference(q)
+        ref_t.append(time.perf_counter() - t)
         t = time.perf_counter()
-        b = store.dense_hits(q, 20)
-        chroma_t.append(time.perf_counter() - t)
-        agree.append(len({c for c, _ in a} & {c for c, _ in b}) / 20)
-    ms0 = lambda xs, p: 1000 * float(np.percentile(xs, p))  # noqa: E731
-    print(f"real store, {len(lex.ids)} chunks: snapshot (exact) p50/p95 {ms0(snap_t, 50):.1f}/{ms0(snap_t, 95):.1f} ms; "
-          f"Chroma HNSW p50/p95 {ms0(chroma_t, 50):.1f}/{ms0(chroma_t, 95):.1f} ms; Chroma's share of the exact "
-          f"top 20 {np.mean(agree):.3f}")
-    if True:
-        t = time.perf_counter()
-        part, order = partition_rows(vecs, ids, None, set())
-        vecs = vecs[order]                        # as a snapshot stores them: clusters contiguous
-        build_s = time.perf_counter() - t
-        exact_t, ivf_t, recall = [], [], []
-        for q in qs:
-            t = time.perf_counter()
-            ex = top_rows(vecs, q, 20, None, None)
-            exact_t.append(time.perf_counter() - t)
-            t = time.perf_counter()
-            got = top_rows(vecs, q, 20, None, part)
-            ivf_t.append(time.perf_counter() - t)
-            recall.append(len({r for r, _ in ex} & {r for r, _ in got}) / 20)
-    ms = lambda xs, p: 1000 * float(np.percentile(xs, p))  # noqa: E731
-    print(f"{len(vecs)} chunks, {len(part.centroids)} clusters, partition built in {build_s:.1f}s; "
-          f"exact p50/p95 {ms(exact_t, 50):.1f}/{ms(exact_t, 95):.1f} ms; partition p50/p95 "
-          f"{ms(ivf_t, 50):.1f}/{ms(ivf_t, 95):.1f} ms; recall of the exact top 20 {np.mean(recall):.3f}")
+        b = other(q)
+        other_t.append(time.perf_counter() - t)
+        share.append(len(set(a) & set(b)) / max(len(a), 1))
 
+    def ms(xs) -> str:
+        return f"{1000 * np.percentile(xs, 50):.1f}/{1000 * np.percentile(xs, 95):.1f} ms"
+    return ms(ref_t), ms(other_t), float(np.mean(share))
 
 if __name__ == "__main__":
     main()

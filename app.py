@@ -12,7 +12,8 @@ capped (rag/limits.py) and the web server sits behind rag/webguard.py.
 
 API: a named endpoint `/ask` (gradio_client: `Client(url).predict("question", api_name="/ask")`, with
 optional since/until "YYYY-MM-DD", outlets and tags lists) returns the same JSON as
-`python -m rag ask --json`.
+`python -m rag ask --json`. The OpenAI-compatible `/v1/chat/completions` and `/v1/models`
+(rag/interfaces/openai_api.py) are mounted beside the UI.
 """
 
 import rag  # noqa: F401  (first: makes the environment offline-safe, incl. GRADIO_ANALYTICS_ENABLED=False)

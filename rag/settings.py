@@ -14,7 +14,14 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def shipped_corpus_dir() -> Path:
+    """The corpus newsrag ships: inside the installed package (a wheel puts it at rag/corpus), else the
+    source checkout's corpus/ beside rag/. Read-only, so unlike the store it may live with the code."""
+    installed = _PACKAGE_DIR / "corpus"
+    return installed if installed.is_dir() else _PACKAGE_DIR.parent / "corpus"
 
 
 @lru_cache(maxsize=1)
@@ -36,7 +43,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="NEWSRAG_", env_file=None, extra="ignore")
 
     # --- store and embedding -------------------------------------------------------------------
-    store_dir: Path = Field(default=PROJECT_ROOT / "store", description="Where Chroma and our indexes live.")
+    # Paths that are written to are relative to the working directory, never to the installed code: a
+    # non-editable install must not write into site-packages.
+    store_dir: Path = Field(default=Path("store"), description="Where Chroma and our indexes live.")
     collection: str = "news_chunks"
     # http://host:port of a `chroma run` server holding the vectors (empty: Chroma files in store_dir);
     # the catalogue and the published snapshots stay in store_dir, a volume every app replica mounts
@@ -107,17 +116,11 @@ class Settings(BaseSettings):
     login_free_failures: int = 3              # wrong passwords per client before the backoff starts
     login_backoff_seconds: float = 1.0        # then 1, 2, 4 ... seconds between attempts ...
     login_backoff_cap_seconds: float = 300.0  # ... up to this
-    feedback_path: Path = Field(default=PROJECT_ROOT / "feedback" / "feedback.jsonl")
-    corpus_dir: Path = PROJECT_ROOT / "corpus"
+    feedback_path: Path = Field(default=Path("feedback") / "feedback.jsonl")
+    corpus_dir: Path = Field(default_factory=shipped_corpus_dir)   # what the app ingests into an empty store
 
     # --- HTTP API (OpenAI-compatible) and MCP server --------------------------------------------
-    api_key: SecretStr = SecretStr("")        # NEWSRAG_API_KEY: bearer token /v1 requires when set
-    api_max_body_bytes: int = 262_144         # a chat request body larger than this is refused (413)
-    api_max_messages: int = 64                # messages in one chat request, the question included
-    api_max_message_chars: int = 20_000       # each earlier message (the question has max_question_chars)
-    api_max_filter_items: int = 20            # names in one outlets/tags filter
-    api_max_filter_chars: int = 200           # characters in one outlet or tag name
-    api_max_k: int = 50                       # stories one search may return
+    api_max_messages: int = 64                # messages in one chat request (history caps: max_history_*)
 
     # --- evals ---------------------------------------------------------------------------------
     judge_base_url: str = ""

@@ -47,6 +47,9 @@ def mcp_results(corpus_store):
             "empty_question": ("ask_news", {"question": "  "}),
             "long_question": ("ask_news", {"question": "why " * 400}),
             "after_errors": ("ask_news", {"question": "What did Nvidia announce about the H200?"}),
+            "brief": ("news_brief", {"period": "2024"}),
+            "brief_topic": ("news_brief", {"period": "2025", "topic": "Alibaba"}),
+            "bad_period": ("news_brief", {"period": "whenever it suits"}),
         }
         for key, (name, args) in calls.items():
             out[key] = await session.call_tool(name, args)
@@ -57,7 +60,7 @@ def mcp_results(corpus_store):
 
 def test_tools_are_listed_with_schemas(mcp_results):
     tools = {t.name: t for t in mcp_results["tools"]}
-    assert {"search_news", "ask_news"} <= set(tools)
+    assert {"search_news", "ask_news", "news_brief"} <= set(tools)
     props = tools["search_news"].input_schema["properties"]
     assert {"query", "since", "until", "outlet", "k"} <= set(props)
     assert tools["search_news"].input_schema["required"] == ["query"]
@@ -102,13 +105,23 @@ def test_search_news_filters_by_date_and_outlet(mcp_results):
     assert outlet["stories"] and all("TechCrunch" in s["outlets"] for s in outlet["stories"])
 
 
-@pytest.mark.parametrize("key, needle", [("bad_k", "from 1 to 50"), ("bad_date", "is not a date"),
+@pytest.mark.parametrize("key, needle", [("bad_k", "between 1 and 100"), ("bad_date", "is not a date"),
+                                         ("bad_period", "is not a period I can read"),
                                          ("empty_question", "empty"), ("long_question", "the limit is")])
 def test_bad_arguments_come_back_as_tool_errors(mcp_results, key, needle):
     r = mcp_results[key]
     assert r.is_error
     text = " ".join(c.text for c in r.content)
     assert needle in text and "Traceback" not in text
+
+
+def test_news_brief_cites_the_periods_events(mcp_results):
+    d = mcp_results["brief"].structured_content
+    assert CONTRACT_KEYS <= set(d) and d["refused"] is False and len(d["citations"]) >= 3
+    assert all(c["published_at"].startswith("2024") for c in d["citations"])
+    topical = mcp_results["brief_topic"].structured_content
+    assert topical["citations"] and all(c["published_at"].startswith("2025") for c in topical["citations"])
+    assert any("alibaba" in (c["title"] + c["snippet"]).lower() for c in topical["citations"])
 
 
 def test_the_server_keeps_answering_after_errors(mcp_results):

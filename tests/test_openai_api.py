@@ -15,7 +15,9 @@ import httpx
 import openai
 import pytest
 
-from test_app import QWEN_Q, ROOT, UNANSWERABLE_Q, app_env, corpus_app, free_port  # noqa: F401  (fixture)
+from tests.llm_server import llama_server  # noqa: F401  (pytest fixture)
+from test_app import (AUTH, QWEN_Q, ROOT, UNANSWERABLE_Q, app_env, corpus_app, first_start_app,  # noqa: F401
+                      free_port)
 
 API_KEY = "test-key-7f3a"
 MARKER = re.compile(r"\[(\d+)\]")
@@ -168,9 +170,12 @@ def test_bearer_token_is_required_when_configured(serve):
      "reads text only"),
     ({"n": 2}, "'n'"),
     ({"temperature": 7}, "'temperature'"),
-    ({"extra_body": {"since": "2026-02-30"}}, "'since' is not a date"),
+    ({"extra_body": {"since": "2026-02-30"}}, "is not a date for 'since'"),
     ({"extra_body": {"since": "2026-05-01", "until": "2026-01-01"}}, "date range is empty"),
-    ({"extra_body": {"outlets": ["x" * 500]}}, "longer than 200"),
+    ({"extra_body": {"outlets": ["x" * 500]}}, "the limit is 200"),
+    ({"extra_body": {"outlets": [f"o{i}" for i in range(60)]}}, "Too many outlets"),
+    ({"messages": [{"role": "user", "content": "What about Nvidia?"}, {"role": "assistant", "content": "x"}] * 25
+      + [{"role": "user", "content": "And AMD?"}]}, "25 turns; the limit is 20"),
     ({"model": "m" * 200}, "'model'"),
 ])
 def test_bad_requests_get_openai_errors(client, kwargs, needle):
@@ -186,7 +191,7 @@ def test_bad_requests_get_openai_errors(client, kwargs, needle):
 def test_oversized_and_malformed_bodies_get_json_errors_and_the_server_keeps_serving(serve, client):
     headers = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
     url = serve.base_url + "/chat/completions"
-    big = json.dumps({"model": "newsrag", "messages": [{"role": "user", "content": "a" * 400_000}]})
+    big = json.dumps({"model": "newsrag", "messages": [{"role": "user", "content": "a" * 1_200_000}]})
     for body, status, needle in [(big, 413, "limit"), ("{not json", 400, "not valid JSON"),
                                  ("[" * 100_000 + "]" * 100_000, 400, "not valid JSON"), ("[1, 2]", 400, "JSON object")]:
         r = httpx.post(url, content=body, headers=headers, timeout=60)
@@ -207,3 +212,65 @@ def test_the_app_serves_a_streamed_cited_answer(corpus_app):
     assert final[0].model_extra["citations"] and final[0].model_extra["refused"] is False
     # the UI's own API still answers beside it
     assert urllib.request.urlopen(corpus_app.url + "gradio_api/info", timeout=30).status == 200
+
+
+def test_the_apps_login_guards_the_api_too(first_start_app):
+    """With the app's login on (and no API key), /v1 needs the login: HTTP Basic with its user and password
+    (rag.webguard turns it into the login session) is answered, a request without it gets OpenAI's 401."""
+    url = first_start_app.url + "v1/chat/completions"
+    body = {"model": "newsrag", "messages": [{"role": "user", "content": "What did DeepMind's AlphaFold do at CASP14?"}]}
+    r = httpx.post(url, json=body, timeout=120)
+    assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
+    assert httpx.get(first_start_app.url + "v1/models", timeout=30).status_code == 401
+    r = httpx.post(url, json=body, auth=AUTH, timeout=120)
+    assert r.status_code == 200, r.text
+    d = r.json()
+    assert d["refused"] is False and any("alphafold" in s["title"].lower() for s in d["search_results"])
+    check_cited(d["choices"][0]["message"]["content"], d)
+
+
+def test_serve_fails_fast_with_a_message(tmp_path):
+    import socket
+
+    cmd = [sys.executable, "-m", "rag", "serve", "--store", str(tmp_path / "none"), "--port", str(free_port())]
+    p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and "python -m ingest" in p.stderr and "Traceback" not in p.stderr
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        busy = s.getsockname()[1]
+        p = subprocess.run([*cmd[:-1], str(busy)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and "cannot listen" in p.stderr
+
+
+def test_exposure_warning_only_for_an_open_non_loopback_bind():
+    from pydantic import SecretStr
+
+    from rag.interfaces.openai_api import exposure_warning
+    from rag.settings import Settings
+
+    assert "NEWSRAG_API_KEY" in exposure_warning(Settings(host="0.0.0.0", api_key=SecretStr("")))
+    assert exposure_warning(Settings(host="0.0.0.0", api_key=SecretStr("k"))) is None
+    assert exposure_warning(Settings(host="127.0.0.1", api_key=SecretStr(""))) is None
+
+
+@pytest.mark.llm
+def test_with_a_real_llm_the_stream_carries_the_verified_answer(corpus_store, tmp_path, llama_server):
+    """With a real (tiny) LLM behind the API, the streamed content is the final, verified answer: its
+    markers match the citations on the final chunk, whatever verification changed or replaced."""
+    srv = ServeProcess(corpus_store.store_dir, tmp_path / "serve.log",
+                       {"NEWSRAG_GENERATOR": "openai", "NEWSRAG_LLM_BASE_URL": llama_server.base_url,
+                        "NEWSRAG_LLM_MODEL": llama_server.model, "NEWSRAG_LLM_TIMEOUT": "120",
+                        "NEWSRAG_LLM_MAX_TOKENS": "160"})
+    try:
+        srv.wait_ready()
+        client = openai.OpenAI(base_url=srv.base_url, api_key="unused", max_retries=0, timeout=300)
+        chunks = list(client.chat.completions.create(
+            model="newsrag", stream=True, messages=[{"role": "user", "content": "What did Nvidia announce about the H200?"}]))
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        final = [c for c in chunks if c.choices and c.choices[0].finish_reason == "stop"][0].model_extra
+        assert not final["refused"] and final["citations"]
+        check_cited(text, final)
+        assert any("h200" in (s["title"] + s["snippet"]).lower() for s in final["search_results"])
+    finally:
+        srv.stop()

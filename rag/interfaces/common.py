@@ -1,4 +1,4 @@
-"""What the HTTP API and the MCP server share: request filters, the citation fields, loading the bot.
+"""What the HTTP API and the MCP server share: the citation fields, the host and port checks.
 
 Both speak to clients that know nothing of our answer contract, so the answer is reshaped once, here,
 into the convention those clients already read (Perplexity's `citations` and `search_results`).
@@ -8,50 +8,10 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
-from datetime import date
 from typing import Any
 
-from rag.records import Filters
-from rag.settings import Settings
 
 MARKER = re.compile(r"\[(\d{1,4})\]")
-
-
-def parse_day(value: Any, name: str) -> date | None:
-    """A YYYY-MM-DD request field, or None when it is absent or blank."""
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    if not isinstance(value, str) or len(value) > 32:
-        raise ValueError(f"'{name}' must be a date written YYYY-MM-DD.")
-    try:
-        return date.fromisoformat(value.strip())
-    except ValueError:
-        raise ValueError(f"'{name}' is not a date: {value.strip()[:32]!r}; write it YYYY-MM-DD.") from None
-
-
-def _names(value: Any, name: str, settings: Settings) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-        raise ValueError(f"'{name}' must be a list of names.")
-    if len(value) > settings.api_max_filter_items:
-        raise ValueError(f"'{name}' lists {len(value)} names; the limit is {settings.api_max_filter_items}.")
-    too_long = [v for v in value if len(v) > settings.api_max_filter_chars]
-    if too_long:
-        raise ValueError(f"'{name}' has a name longer than {settings.api_max_filter_chars} characters.")
-    return [v.strip() for v in value if v.strip()]
-
-
-def make_filters(settings: Settings, since: Any = None, until: Any = None, outlets: Any = None,
-                 tags: Any = None) -> Filters:
-    """Filters from a request's loose fields; ValueError names the field that is wrong and why."""
-    s, u = parse_day(since, "since"), parse_day(until, "until")
-    if s and u and s > u:
-        raise ValueError(f"The date range is empty: 'since' ({s}) is after 'until' ({u}).")
-    return Filters(since=s, until=u, outlets=_names(outlets, "outlets", settings),
-                   tags=_names(tags, "tags", settings))
 
 
 def cited_answer(d: dict[str, Any]) -> tuple[str, dict[str, Any]]:

@@ -1,10 +1,12 @@
 """`newsrag mcp`: the news store as Model Context Protocol tools, over stdio or streamable HTTP.
 
-Agents (Claude Desktop, Cursor, any MCP client) get two tools:
+Agents (Claude Desktop, Cursor, any MCP client) get three tools:
 * `search_news(query, since?, until?, outlet?, k?)`: the best-matching stories with url and date, and
   whether the store holds anything relevant at all (the same gate that makes newsrag refuse);
 * `ask_news(question, since?, until?, outlet?)`: the cited, verified answer. Its structured content is
-  the JSON contract of `python -m rag ask --json`, so an agent reads the citations, not just prose.
+  the JSON contract of `python -m rag ask --json`, so an agent reads the citations, not just prose;
+* `news_brief(period, topic?, outlet?)`: the most widely covered events of a period, dated and cited
+  (NewsBot.brief), in the same JSON.
 
 Built on the official `mcp` SDK (MCPServer). Bad arguments come back as a tool error with a message
 saying what to change (an `isError` result the model can read), never a traceback. Over HTTP the
@@ -20,7 +22,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from rag.interfaces.common import make_filters, story_brief
+from rag import limits
+from rag.interfaces.common import story_brief
 from rag.records import answer_to_dict, story_entry
 from rag.settings import Settings
 
@@ -39,16 +42,20 @@ def build_server(bot: Any, settings: Settings):
     from mcp.server.mcpserver.exceptions import ToolError
     from mcp.types import ToolAnnotations
 
-    from rag.pipeline import QuestionError, validate_question
+    from rag.pipeline import validate_question
 
     server = MCPServer("newsrag", instructions=INSTRUCTIONS, version="0.1.0")
     read_only = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 
-    def filters(since: str | None, until: str | None, outlet: str | None):
+    def checked(call):
+        """Run `call`; a request over a cap or malformed comes back as a tool error with its message."""
         try:
-            return make_filters(settings, since, until, [outlet] if outlet else None)
-        except ValueError as exc:
+            return call()
+        except limits.RequestError as exc:
             raise ToolError(str(exc)) from None
+
+    def filters(since: str | None, until: str | None, outlet: str | None):
+        return checked(lambda: limits.make_filters(since, until, [outlet] if outlet else None, None, settings))
 
     @server.tool(annotations=read_only)
     def search_news(query: str, since: str | None = None, until: str | None = None, outlet: str | None = None,
@@ -62,13 +69,9 @@ def build_server(bot: Any, settings: Settings):
             outlet: only stories from this outlet, e.g. "TechCrunch"
             k: how many stories to return (1 to the server's limit, default 10)
         """
-        if not isinstance(k, int) or not 1 <= k <= settings.api_max_k:
-            raise ToolError(f"k must be a whole number from 1 to {settings.api_max_k}.")
+        checked(lambda: limits.check_k(k, settings))
         f = filters(since, until, outlet)
-        try:
-            q = validate_question(query, settings.max_question_chars)
-        except QuestionError as exc:
-            raise ToolError(str(exc)) from None
+        q = checked(lambda: validate_question(query, settings.max_question_chars))
         r = bot.retriever.retrieve(q, k=k, filters=f)
         stories = []
         for s in r.stories[:k]:
@@ -96,10 +99,21 @@ def build_server(bot: Any, settings: Settings):
             outlet: only stories from this outlet
         """
         f = filters(since, until, outlet)
-        try:
-            return answer_to_dict(bot.ask(question, filters=f))
-        except QuestionError as exc:
-            raise ToolError(str(exc)) from None
+        return checked(lambda: answer_to_dict(bot.ask(question, filters=f)))
+
+    @server.tool(annotations=read_only)
+    def news_brief(period: str = "this week", topic: str = "", outlet: str | None = None) -> dict[str, Any]:
+        """A brief of a period's AI news: the most widely covered events, each dated and cited.
+
+        Returns the same JSON as ask_news; the answer lists one event per line.
+
+        Args:
+            period: "today", "this week", "last month", "March 2026", "Q1 2026", "2024", "since January 2026"
+            topic: optional subject to narrow it to, e.g. "Nvidia" or "chip export rules"
+            outlet: only stories from this outlet
+        """
+        f = filters(None, None, outlet)
+        return checked(lambda: answer_to_dict(bot.brief(period, topic=topic, filters=f)))
 
     return server
 
@@ -158,11 +172,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from rag.interfaces.openai_api import exposure_warning
 
-    app = server.streamable_http_app(host=settings.host, max_request_body_size=settings.api_max_body_bytes)
+    app = server.streamable_http_app(host=settings.host, max_request_body_size=settings.max_request_bytes)
     key = settings.api_key.get_secret_value()
-    warning = exposure_warning(settings)
+    warning = exposure_warning(settings, "the MCP endpoint at /mcp")
     if warning:
-        print(warning.replace("OpenAI-compatible API at /v1", "MCP endpoint at /mcp"), file=sys.stderr, flush=True)
+        print(warning, file=sys.stderr, flush=True)
     shown = f"[{settings.host}]" if ":" in settings.host else settings.host
     print(f"[newsrag] MCP over streamable HTTP at http://{shown}:{settings.port}/mcp"
           f"{' (bearer auth)' if key else ''} - Ctrl+C to stop", file=sys.stderr, flush=True)

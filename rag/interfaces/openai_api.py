@@ -10,8 +10,8 @@ The stream carries verified text only: every sentence is checked against its sou
 so with an LLM backend the text arrives once verification is done (the role chunk and keep-alive
 comments go out meanwhile). A client never sees a sentence that the final answer later withdraws.
 
-Every request field has a cap (settings `api_*`, `max_question_chars`); a bad request gets OpenAI's
-error JSON `{"error": {"message", "type", "param", "code"}}` with a 4xx status, never a stack trace.
+Every request field has a cap (rag.limits' `max_*` settings, `api_max_messages`); a bad request gets
+OpenAI's error JSON `{"error": {"message", "type", "param", "code"}}` with a 4xx status, never a stack trace.
 The router parses the body itself instead of relying on app-wide exception handlers, so it behaves the
 same mounted on the Gradio app as on its own (`python -m rag serve`).
 """
@@ -33,7 +33,8 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from rag.interfaces.common import cited_answer, is_loopback, make_filters, port_problem
+from rag import limits
+from rag.interfaces.common import cited_answer, is_loopback, port_problem
 from rag.records import answer_to_dict
 from rag.settings import Settings
 
@@ -140,19 +141,17 @@ def check_request(req: ChatRequest, settings: Settings) -> tuple[str, list[dict[
     if last.role != "user":
         raise ApiError(400, f"The last message must be the user's question, not a '{last.role}' message.",
                        param="messages")
-    for i, (m, t) in enumerate(zip(req.messages[:-1], texts)):
-        if len(t) > settings.api_max_message_chars:
-            raise ApiError(400, f"messages[{i}] is {len(t)} characters long; earlier messages may have at "
-                           f"most {settings.api_max_message_chars}.", param=f"messages.{i}.content")
-    from rag.pipeline import QuestionError, validate_question
+    from rag.pipeline import validate_question
 
-    try:
-        validate_question(texts[-1], settings.max_question_chars)
-    except QuestionError as exc:
-        raise ApiError(400, str(exc), param=f"messages.{len(texts) - 1}.content") from None
     # system/developer instructions and tool results do not steer a cited answer: only the dialogue counts
     history = [{"role": m.role, "content": t} for m, t in zip(req.messages[:-1], texts)
                if m.role in ("user", "assistant")]
+    try:
+        validate_question(texts[-1], settings.max_question_chars)
+        limits.check_history(history, settings)
+    except limits.RequestError as exc:
+        param = f"messages.{len(texts) - 1}.content" if exc.field == "question" else "messages"
+        raise ApiError(400, str(exc), param=param) from None
     return texts[-1], history
 
 
@@ -203,16 +202,21 @@ BotGetter = Callable[[], Any]
 class OpenAIChatAPI:
     """The handlers, bound to a settings object and a way to get the bot (which may not be loaded)."""
 
-    def __init__(self, settings: Settings, get_bot: BotGetter):
+    def __init__(self, settings: Settings, get_bot: BotGetter, logged_in: Callable[[Any], bool] | None = None):
         self.settings = settings
         self.get_bot = get_bot
+        self.logged_in = logged_in      # the host app's login, when it has one: /v1 requires it too
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="newsrag-api")
 
     # -- helpers -------------------------------------------------------------------------------
     def _authorized(self, request) -> bool:
+        """Open when neither a key nor a login is configured; else the bearer key, or the host app's
+        login session (rag.webguard turns HTTP Basic or the bearer key into one)."""
         key = self.settings.api_key.get_secret_value()
-        if not key:
+        if self.logged_in is not None and self.logged_in(request):
             return True
+        if not key:
+            return self.logged_in is None
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), key.encode())
@@ -224,11 +228,12 @@ class OpenAIChatAPI:
 
     def _check_auth(self, request) -> None:
         if not self._authorized(request):
-            raise ApiError(401, "Missing or wrong API key: send 'Authorization: Bearer <NEWSRAG_API_KEY>'.",
+            login = " or the app's user and password as HTTP Basic" if self.logged_in is not None else ""
+            raise ApiError(401, f"Missing or wrong API key: send 'Authorization: Bearer <NEWSRAG_API_KEY>'{login}.",
                            code="invalid_api_key")
 
     async def _read_json(self, request) -> dict[str, Any]:
-        limit = self.settings.api_max_body_bytes
+        limit = self.settings.max_request_bytes
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             raise ApiError(413, f"The request body is {declared} bytes; the limit is {limit}.")
@@ -285,9 +290,9 @@ class OpenAIChatAPI:
                 raise _validation_error(exc) from None
             question, history = check_request(req, self.settings)
             try:
-                filters = make_filters(self.settings, req.since, req.until, req.outlets, req.tags)
-            except ValueError as exc:
-                raise ApiError(400, str(exc), param="filters") from None
+                filters = limits.make_filters(req.since, req.until, req.outlets, req.tags, self.settings)
+            except limits.RequestError as exc:
+                raise ApiError(400, str(exc), param=exc.field) from None
             bot = self._bot()
             prompt = [t["content"] for t in history] + [question]
             if req.stream:
@@ -307,11 +312,9 @@ class OpenAIChatAPI:
 
     @staticmethod
     def _answer(bot, question: str, history: list[dict], filters) -> dict[str, Any]:
-        from rag.pipeline import QuestionError
-
         try:
             return answer_to_dict(bot.ask(question, filters=filters, history=history))
-        except QuestionError as exc:
+        except limits.RequestError as exc:
             raise ApiError(400, str(exc), param="messages") from None
 
     def _stream(self, bot, question, history, filters, prompt, include_usage) -> Iterator[str]:
@@ -350,9 +353,9 @@ class OpenAIChatAPI:
         yield "data: [DONE]\n\n"
 
 
-def build_router(settings: Settings, get_bot: BotGetter):
+def build_router(settings: Settings, get_bot: BotGetter, logged_in: Callable[[Any], bool] | None = None):
     """The /v1 routes as a FastAPI APIRouter, to include in any FastAPI app (the Gradio app, `serve`)."""
-    api = OpenAIChatAPI(settings, get_bot)
+    api = OpenAIChatAPI(settings, get_bot, logged_in)
     router = APIRouter(prefix="/v1", tags=["openai-compatible"])
 
     @router.get("/models")
@@ -370,23 +373,38 @@ def build_router(settings: Settings, get_bot: BotGetter):
     return router
 
 
-def mount(fastapi_app, settings: Settings, get_bot: BotGetter) -> None:
-    """Serve /v1 on an existing FastAPI app (the Gradio app), ahead of its own routes.
+def gradio_login(gradio_app) -> Callable[[Any], bool] | None:
+    """Whether a request carries a session of the Gradio app's login (None: the app has no login).
+    The same cookie Gradio's own routes check; rag.webguard sets it for HTTP Basic and bearer requests."""
+    if getattr(gradio_app, "auth", None) is None:
+        return None
+
+    def logged_in(request) -> bool:
+        cid = gradio_app.cookie_id
+        token = request.cookies.get(f"access-token-{cid}") or request.cookies.get(f"access-token-unsecure-{cid}")
+        return bool(token) and gradio_app.tokens.get(token) is not None
+
+    return logged_in
+
+
+def mount(gradio_app, settings: Settings, get_bot: BotGetter) -> None:
+    """Serve /v1 on the running Gradio app's FastAPI app, ahead of its own routes.
 
     Starlette matches routes per request in list order, so routes put in front of a running app's
-    list serve from the next request on; the app keeps its own auth for its own routes, /v1 has the
-    bearer token."""
-    fastapi_app.router.routes[:0] = build_router(settings, get_bot).routes
-    warning = exposure_warning(settings)
+    list serve from the next request on. When the app has a login, /v1 requires it (or the bearer key)."""
+    login = gradio_login(gradio_app)
+    gradio_app.router.routes[:0] = build_router(settings, get_bot, login).routes
+    warning = None if login else exposure_warning(settings)
     if warning:
         print(warning, file=sys.stderr, flush=True)
 
 
-def exposure_warning(settings: Settings) -> str | None:
+def exposure_warning(settings: Settings, what: str = "the OpenAI-compatible API at /v1") -> str | None:
+    """The warning printed when `what` would answer other machines without a key."""
     if is_loopback(settings.host) or settings.api_key.get_secret_value():
         return None
-    return (f"[newsrag] WARNING: the OpenAI-compatible API at /v1 on {settings.host or 'all interfaces'} answers "
-            "anyone who can reach this machine: set NEWSRAG_API_KEY to require a bearer token.")
+    return (f"[newsrag] WARNING: {what} on {settings.host or 'all interfaces'} answers anyone who can reach "
+            "this machine: set NEWSRAG_API_KEY to require a bearer token.")
 
 
 def create_app(settings: Settings, get_bot: BotGetter):

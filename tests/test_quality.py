@@ -20,7 +20,7 @@ import pytest
 
 from benchmarks.quality import (DEV_DIGESTS, DEV_REFUSAL, evaluate, load_answerable, load_unanswerable,
                                 open_bot, read_jsonl)
-from conftest import in_ci, require_digests
+from conftest import BUILD_TIMEOUT, in_ci, require_digests  # noqa: F401 (digests_store: conftest)
 
 HIT5_MIN, REFUSAL_MIN, FALSE_REFUSAL_MAX = 0.90, 0.95, 0.10
 
@@ -93,29 +93,6 @@ def test_questions_are_our_own_words():
 
 
 # ---------------------------------------------------------------------------------------------- the bar
-
-# Building the digests store (first run, no NEWSRAG_DIGESTS_STORE cache) takes ~20-40 minutes on 2 cores;
-# pytest-timeout counts fixture setup against the first test that needs it.
-BUILD_TIMEOUT = 3600
-
-
-@pytest.fixture(scope="session")
-def digests_store(tmp_path_factory) -> Path:
-    """NEWSRAG_DIGESTS_STORE: reused when it holds a built store, else built there (kept for next time);
-    unset: built once per session in a temporary folder."""
-    digests = require_digests()
-    given = os.environ.get("NEWSRAG_DIGESTS_STORE")
-    if given and (Path(given) / "catalog.sqlite").exists() and \
-            ((Path(given) / "CURRENT").exists() or (Path(given) / "bm25").is_dir()):
-        return Path(given)
-    from ingest.pipeline import ingest_paths
-    from rag.settings import Settings
-
-    store = Path(given) if given else tmp_path_factory.mktemp("digests_store")
-    report = ingest_paths([digests], Settings(store_dir=store), progress=False)
-    assert report.ok and report.stories_total > 10_000, report.error
-    return store
-
 
 @pytest.fixture(scope="session")
 def figures(digests_store):

@@ -128,9 +128,12 @@ def test_make_generator():
 # ---------------------------------------------------------------------- real SmolLM2 via llama.cpp
 
 @pytest.mark.llm
-def test_openai_compatible_streams_text(llama_server):
-    # a question whose answer runs past the GARBAGE_PREFIX_CHARS the generator holds back before the
-    # first piece, so there is something left to stream
+def test_openai_compatible_streams_text(llama_server, monkeypatch):
+    # The generator holds back its first GARBAGE_PREFIX_CHARS characters for the garbage check; how long
+    # the tiny model's answer runs varies with the prompt, so the hold is made short here (a parameter,
+    # not a fake: the real server still streams) and any answer longer than it must arrive in pieces.
+    import rag.generators.llm as llm_mod
+    monkeypatch.setattr(llm_mod, "GARBAGE_PREFIX_CHARS", 24)
     gen = OpenAICompatibleGenerator(llm_settings(llama_server.base_url, llm_max_tokens=256))
     t0 = time.perf_counter()
     first_at = None
@@ -142,7 +145,7 @@ def test_openai_compatible_streams_text(llama_server):
         pieces.append(piece)
     total = time.perf_counter() - t0
     text = "".join(pieces)
-    assert text.strip() and garbage_reason(text) is None
+    assert len(text.strip()) > 2 * 24 and garbage_reason(text) is None, text
     assert len(pieces) > 1, pieces                    # streamed, not one block
     assert first_at < total
 

@@ -5,18 +5,20 @@ missing store) it ingests `corpus/` (Settings.corpus_dir) first, printing progre
 
     python app.py [--store DIR] [--host HOST] [--port PORT]
 
-Same knobs as environment variables: NEWSRAG_STORE_DIR, NEWSRAG_HOST, NEWSRAG_PORT; basic auth with
-NEWSRAG_AUTH_USER + NEWSRAG_AUTH_PASSWORD; feedback lines go to NEWSRAG_FEEDBACK_PATH.
+Same knobs as environment variables: NEWSRAG_STORE_DIR, NEWSRAG_HOST, NEWSRAG_PORT; a login form with
+NEWSRAG_AUTH_USER + NEWSRAG_AUTH_PASSWORD (programmatic clients may send the same pair as HTTP Basic, or
+NEWSRAG_API_KEY as a bearer key); feedback lines go to NEWSRAG_FEEDBACK_PATH. Every request field is
+capped (rag/limits.py) and the web server sits behind rag/webguard.py.
 
 API: a named endpoint `/ask` (gradio_client: `Client(url).predict("question", api_name="/ask")`, with
 optional since/until "YYYY-MM-DD", outlets and tags lists) returns the same JSON as
-`python -m rag ask --json`.
+`python -m rag ask --json`. The OpenAI-compatible `/v1/chat/completions` and `/v1/models`
+(rag/interfaces/openai_api.py) are mounted beside the UI.
 """
 
 import rag  # noqa: F401  (first: makes the environment offline-safe, incl. GRADIO_ANALYTICS_ENABLED=False)
 
 import argparse
-import ipaddress
 import json
 import logging
 import sys
@@ -27,7 +29,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-from rag import ui
+from rag import limits, ui
+from rag.interfaces.common import is_loopback, port_problem  # noqa: F401  (app.port_problem is API)
+from rag.interfaces.openai_api import mount as mount_openai_api
 from rag.records import Filters, answer_to_dict
 from rag.settings import Settings
 
@@ -73,39 +77,55 @@ CSS = """
 .nr-typing { opacity: .6; font-size: .85em; }
 #nr-fresh { font-size: .9em; opacity: .85; }
 #nr-examples button { text-align: left; white-space: normal; }
+.nr-brief { padding-left: 1.4em; margin: 0 0 .6em 0; }
+.nr-event { margin: 0 0 .55em 0; }
+.nr-ev-date { font-weight: 700; }
+.nr-ev-outlets { font-size: .85em; opacity: .8; }
+.nr-ev-outlets::after { content: " —"; }
+.nr-ev-also { margin: .2em 0 0 0; padding-left: 1.1em; font-size: .92em; list-style: circle; }
+.nr-brief-head { font-weight: 700; margin: .4em 0 .3em 0; text-transform: uppercase; font-size: .85em; letter-spacing: .04em; }
+"""
+
+# Reading order: the chatbot follows a streaming answer to the bottom, which for a long answer (a brief,
+# a timeline) leaves a reader -- on a phone, always -- looking at its last source card. Once an answer is
+# final and taller than the chat pane, bring its first line to the top instead. Gradio's own autoscroll
+# runs ~300 ms after each update, so the scroll is repeated after it; a reader who scrolled away since
+# is left alone.
+READING_ORDER_JS = """
+() => {
+  const done = new Set();
+  const pane = (el) => { let p = el.parentElement; while (p && p !== document.body) {
+      const s = getComputedStyle(p); if (/(auto|scroll)/.test(s.overflowY) && p.scrollHeight > p.clientHeight) return p;
+      p = p.parentElement; } return null; };
+  const toTop = (answer) => {
+    const box = pane(answer);
+    const bubble = answer.closest('.message-row, .message') || answer;
+    if (box) box.scrollTop += bubble.getBoundingClientRect().top - box.getBoundingClientRect().top - 8;
+    const top = bubble.getBoundingClientRect().top;
+    if (top < 0 || top > window.innerHeight * 0.5) window.scrollBy(0, top - 8);
+  };
+  const check = () => {
+    const answers = document.querySelectorAll('#nr-chat .nr-answer');
+    const last = answers[answers.length - 1];
+    if (!last || last.classList.contains('nr-streaming') || !last.id || done.has(last.id)) return;
+    done.add(last.id);
+    const box = pane(last);
+    if (last.offsetHeight <= (box ? box.clientHeight : window.innerHeight)) return;
+    let moved = false;
+    const stop = () => { moved = true; };
+    for (const ms of [30, 450, 900]) setTimeout(() => {
+      if (moved) return;
+      const el = document.getElementById(last.id);
+      if (el) toTop(el);
+      if (ms === 30) ['wheel', 'touchmove', 'keydown'].forEach(t => window.addEventListener(t, stop, {once: true, passive: true}));
+    }, ms);
+  };
+  new MutationObserver(check).observe(document.body, {childList: true, subtree: true});
+}
 """
 
 
 # ----------------------------------------------------------------------------------- start-up
-
-def is_loopback(host: str) -> bool:
-    host = (host or "").strip()
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def port_problem(host: str, port: int) -> str | None:
-    """Fail fast (before the slow model load) when the port cannot be bound."""
-    import socket
-
-    try:
-        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except socket.gaierror as exc:
-        return f"cannot resolve host {host!r}: {exc}"
-    family, _, _, _, addr = infos[0]
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(addr)
-        except OSError as exc:
-            return (f"cannot listen on {host}:{port} ({exc.strerror}); is the app already running? "
-                    "Pick another port with --port or NEWSRAG_PORT.")
-    return None
-
 
 def bind_warning(host: str, has_auth: bool) -> str | None:
     """The warning printed when the chat would be reachable from other machines without a password."""
@@ -179,7 +199,7 @@ class ChatApp:
         if bot is not None:
             try:
                 self.stats = bot.stats()
-                self.examples = ui.example_questions(bot.store.story_rows())
+                self.examples = ui.example_questions(bot.store.story_rows(), today=settings.today_date())
             except Exception:  # the UI still comes up; answers report the store problem
                 log.exception("reading store stats failed")
 
@@ -198,12 +218,10 @@ class ChatApp:
         return ui.ranked(self.stats.get("tags") or {})[:MAX_DROPDOWN_CHOICES]
 
     @staticmethod
-    def make_filters(since: Any = None, until: Any = None, outlets: Any = None, tags: Any = None) -> Filters:
-        s, u = ui.parse_day(since, "since"), ui.parse_day(until, "until")
-        if s and u and s > u:
-            raise ValueError(f"The date range is empty: 'since' ({s}) is after 'until' ({u}).")
-        as_list = lambda v: [str(x) for x in (v if isinstance(v, (list, tuple)) else [v]) if x]  # noqa: E731
-        return Filters(since=s, until=u, outlets=as_list(outlets or []), tags=as_list(tags or []))
+    def make_filters(since: Any = None, until: Any = None, outlets: Any = None, tags: Any = None,
+                     settings: Settings | None = None) -> Filters:
+        """Filters from what a client sent; RequestError (a ValueError) names the field over its cap."""
+        return limits.make_filters(since, until, outlets, tags, settings or Settings())
 
     def _need_bot(self):
         if self.bot is None:
@@ -232,7 +250,7 @@ class ChatApp:
 
         turns = [dict(t) for t in (turns or [])]
         question = message if isinstance(message, str) else ("" if message is None else str(message))
-        history = self.history_of(turns)
+        history = limits.recent_history(self.history_of(turns), self.settings)
         turn = {"id": ui.new_message_id(), "question": question, "answer": None, "error": None,
                 "html": ui.render_streaming("")}
         turns.append(turn)
@@ -242,7 +260,7 @@ class ChatApp:
 
         yield snap()
         try:
-            filters = self.make_filters(since, until, outlets, tags)
+            filters = self.make_filters(since, until, outlets, tags, self.settings)
             bot = self._need_bot()
             text = ""
             last = 0.0
@@ -267,7 +285,11 @@ class ChatApp:
         except QuestionError as exc:
             turn["error"] = str(exc)
             turn["html"] = ui.render_error(str(exc), "Let's adjust the question")
-        except ValueError as exc:            # a date filter that is not a date
+        except limits.RequestError as exc:   # a filter or the history over its cap, a date that is not one
+            turn["error"] = str(exc)
+            turn["html"] = ui.render_error(str(exc), "The conversation is too long" if exc.field == "history"
+                                           else "Check the filters")
+        except ValueError as exc:
             turn["error"] = str(exc)
             turn["html"] = ui.render_error(str(exc), "Check the filters")
         except StoreError as exc:
@@ -285,27 +307,41 @@ class ChatApp:
     def ask_json(self, question: str, since: str = "", until: str = "", outlets: list[str] | None = None,
                  tags: list[str] | None = None) -> dict:
         """One question -> the answer dict of `python -m rag ask --json`. Raises QuestionError/ValueError."""
+        filters = self.make_filters(since, until, outlets, tags, self.settings)
         bot = self._need_bot()
-        filters = self.make_filters(since, until, outlets, tags)
         return answer_to_dict(bot.ask(question, filters=filters))
 
     # -- feedback -------------------------------------------------------------------------------
-    def record_feedback(self, turns: list[dict] | None, index: Any, liked: Any, value: Any = None) -> dict:
-        """Append one JSONL line for a thumbs up/down on the assistant message at `index`."""
-        i = index[0] if isinstance(index, (list, tuple)) else index
+    def record_feedback(self, turns: list[dict] | None, index: Any, liked: Any, value: Any = None) -> dict | None:
+        """Append one JSONL line for a thumbs up/down on the assistant message at `index`.
+
+        The line is built from our own record of the turn; of what the client sends only the vote, the
+        message index and -- for a turn we hold no record of -- its copy of the message, capped at
+        `max_feedback_chars` (RequestError above it), are kept. Once the file reaches
+        `max_feedback_file_bytes` nothing more is written (None; logged)."""
+        i = index[0] if isinstance(index, (list, tuple)) and index else index
+        i = i if isinstance(i, int) and not isinstance(i, bool) else None
         turns = turns or []
         turn = None
-        if isinstance(i, int) and 0 <= i // 2 < len(turns):
+        if i is not None and 0 <= i // 2 < len(turns):
             turn = turns[i // 2]
-        fallback = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+        # what the client says it voted on matters only when we hold no record of that turn
+        fallback = limits.clip_feedback(value, self.settings) if turn is None else ""
+        vote = liked if isinstance(liked, bool) or liked in ("Like", "Dislike", None) else "other"
         rec = ui.feedback_record(question=turn["question"] if turn else "", answer=(turn or {}).get("answer"),
-                                 vote=liked, when=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                                 vote=vote, when=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                                  index=i, text_fallback=(turn or {}).get("error") or fallback or "")
+        line = (json.dumps(rec, ensure_ascii=False) + "\n").encode("utf-8")
         path = Path(self.settings.feedback_path)
         with self._feedback_lock:
             path.parent.mkdir(parents=True, exist_ok=True)
-            with path.open("a", encoding="utf-8") as fh:
-                fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+            size = path.stat().st_size if path.exists() else 0
+            if not limits.feedback_room(size, len(line), self.settings):
+                log.warning("feedback not saved: %s is at its cap of %d bytes (NEWSRAG_MAX_FEEDBACK_FILE_BYTES)",
+                            path, self.settings.max_feedback_file_bytes)
+                return None
+            with path.open("ab") as fh:
+                fh.write(line)
         return rec
 
 
@@ -331,7 +367,10 @@ def build_ui(chat: ChatApp):
         return "", [], []
 
     def _like(turns, data: gr.LikeData):
-        chat.record_feedback(turns, data.index, data.liked, data.value)
+        try:
+            chat.record_feedback(turns, data.index, data.liked, data.value)
+        except limits.RequestError as exc:
+            raise gr.Error(str(exc), title="Feedback not saved") from None
 
     def ask(question: str, since: str = "", until: str = "", outlets: list[str] | None = None,
             tags: list[str] | None = None) -> dict:
@@ -423,6 +462,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--store", type=Path, help="store directory (default: NEWSRAG_STORE_DIR or ./store)")
     ap.add_argument("--host", help="interface to bind (default: NEWSRAG_HOST or 127.0.0.1)")
     ap.add_argument("--port", type=int, help="port (default: NEWSRAG_PORT or 7860)")
+    ap.add_argument("--sync-feeds", type=Path, help="keep the feeds of this YAML file synced in the background")
+    ap.add_argument("--sync-every", default="30m", help="with --sync-feeds: how often (default 30m)")
     return ap.parse_args(argv)
 
 
@@ -464,7 +505,7 @@ def main(argv: list[str] | None = None) -> int:
     user = settings.auth_user
     password = settings.auth_password.get_secret_value()
     if bool(user) != bool(password):
-        print("error: set both NEWSRAG_AUTH_USER and NEWSRAG_AUTH_PASSWORD for basic auth, or neither.",
+        print("error: set both NEWSRAG_AUTH_USER and NEWSRAG_AUTH_PASSWORD for the login, or neither.",
               file=sys.stderr)
         return 2
     auth = (user, password) if user else None
@@ -475,6 +516,13 @@ def main(argv: list[str] | None = None) -> int:
 
     if store_is_empty(settings):
         ingest_corpus(settings)
+    if args.sync_feeds:
+        from ingest.sync import parse_duration, start_background_sync
+        try:
+            start_background_sync(args.sync_feeds, settings, parse_duration(args.sync_every))
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
 
     # Load the bot (model + store) while gradio imports: the two are the slow part of the start.
     result: dict[str, Any] = {}
@@ -497,16 +545,53 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[newsrag] {chat.freshness()}; generator {chat.generator_name}; "
               f"model loaded in {bot.load_seconds:.1f}s", flush=True)
     demo.launch(server_name=settings.host, server_port=settings.port, share=False, auth=auth,
-                auth_message="AI News, cited" if auth else None, css=CSS, show_error=True, ssr_mode=False,
-                footer_links=["api"], quiet=True, inbrowser=False, prevent_thread_lock=True)
+                auth_message="AI News, cited" if auth else None, css=CSS, js=READING_ORDER_JS, show_error=True,
+                ssr_mode=False, footer_links=["api"], quiet=True, inbrowser=False, prevent_thread_lock=True,
+                max_file_size=1, app_kwargs={"middleware": [guard_middleware(demo, settings, auth)]})
+    mount_openai_api(demo.app, settings, chat._need_bot)       # /v1/chat/completions, /v1/models
     shown = f"[{settings.host}]" if ":" in settings.host else settings.host
     print(f"[newsrag] ready in {time.perf_counter() - t0:.1f}s: http://{shown}:{settings.port}"
-          f"{' (basic auth)' if auth else ''}  - Ctrl+C to stop", flush=True)
+          f"{' (login required)' if auth else ''}  - Ctrl+C to stop", flush=True)
     try:
         demo.block_thread()
     except KeyboardInterrupt:
         pass
     return 0
+
+
+# Gradio routes that take files: the app shows no upload widget, so nothing may be sent there.
+UPLOAD_PATHS = ("/gradio_api/upload", "/gradio_api/process_recording")
+LOGIN_PATHS = ("/login",)
+
+
+def guard_middleware(demo, settings: Settings, auth: tuple[str, str] | None):
+    """rag.webguard in front of Gradio's server: body cap, no uploads, login throttling, and HTTP Basic /
+    bearer-key requests turned into Gradio's own login session (one per user, reused)."""
+    import secrets
+
+    from starlette.middleware import Middleware
+
+    from rag.webguard import Guard, LoginThrottle
+
+    sessions: dict[str, str] = {}
+    lock = threading.Lock()
+
+    def session_for(user: str) -> tuple[str, str]:
+        app = demo.server_app
+        with lock:
+            token = sessions.get(user)
+            if token is None or token not in app.tokens:
+                token = sessions[user] = secrets.token_urlsafe(24)
+                app.tokens[token] = user
+        return f"access-token-{app.cookie_id}", token
+
+    api_key = settings.api_key.get_secret_value()
+    throttle = LoginThrottle(free_failures=settings.login_free_failures, base_seconds=settings.login_backoff_seconds,
+                             cap_seconds=settings.login_backoff_cap_seconds)
+    return Middleware(Guard, max_request_bytes=settings.max_request_bytes, upload_paths=UPLOAD_PATHS,
+                      login_paths=LOGIN_PATHS, users=dict([auth]) if auth else {},
+                      api_key=api_key if auth else "", throttle=throttle,
+                      session_for=session_for if auth else None)
 
 
 def _warm(bot) -> None:

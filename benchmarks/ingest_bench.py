@@ -149,7 +149,7 @@ def main() -> int:
         # a store saved by older code rebuilds its lexical index once; that is not the re-ingest's cost
         from rag.lexical import lexical_index_is_fresh, build_lexical_index
         from rag.store import NewsStore
-        store = NewsStore(copy_settings)
+        store = NewsStore(copy_settings, writable=True)
         if not lexical_index_is_fresh(store):
             t = time.perf_counter()
             build_lexical_index(store)

@@ -9,6 +9,9 @@
 - cold start: wall time of `python -m rag ask ...` in a fresh process on the real store, per embedder backend.
 Targets (issue 3): retrieval p50 <= 40 ms and p95 <= 80 ms at 100k chunks; extractive answer p50 <= 150 ms;
 first answer <= 10 s.
+- briefs (issue 13): "What happened in AI in <month>?" for each of the store's newest --brief-months months,
+  --brief-rounds times, end to end through NewsBot.ask (catalogue read, event grouping, composition,
+  verification); target p50 <= 500 ms for a month of the digests. A year brief is timed beside it.
 """
 from __future__ import annotations
 
@@ -66,6 +69,34 @@ def report(label: str, ret: list[float], emb: list[float], ans: list[float]) -> 
             f"[query embedding p50 {pct(emb, 50):.0f} ms; search without it p50 {pct(rest, 50):.0f} ms, "
             f"p95 {pct(rest, 95):.0f} ms]; extractive answer (generate + verify) p50 {pct(ans, 50):.0f} ms, "
             f"p95 {pct(ans, 95):.0f} ms (target p50 150 ms)")
+
+
+def brief_questions(store, months: int) -> tuple[list[str], str | None]:
+    """One month brief per month with stories, newest first, and a brief of the newest full year."""
+    seen: list[tuple[int, int]] = []
+    years: dict[int, int] = {}
+    for r in store.story_rows():
+        key = (r.published_at.year, r.published_at.month)
+        if key not in seen:
+            seen.append(key)
+        years[r.published_at.year] = years.get(r.published_at.year, 0) + 1
+    from datetime import date
+    qs = [f"What happened in AI in {date(y, m, 1).strftime('%B')} {y}?" for y, m in seen[:months]]
+    full = sorted(y for y in years if (y, 12) in seen)
+    return qs, (f"What were the biggest AI stories of {full[-1]}?" if full else None)
+
+
+def measure_briefs(bot, qs: list[str], rounds: int) -> tuple[list[float], list[int]]:
+    times, sizes = [], []
+    for _ in range(rounds):
+        for q in qs:
+            t = time.perf_counter()
+            a = bot.ask(q)
+            times.append(time.perf_counter() - t)
+            if "brief" not in a.flags:
+                raise SystemExit(f"not answered as a brief: {q!r} -> {a.flags}")
+            sizes.append(len(bot.store.story_rows_between(a.filters.since, a.filters.until)))
+    return times, sizes
 
 
 def synthetic_store(real_settings, n_chunks: int, path: Path):
@@ -127,6 +158,9 @@ def main() -> int:
                     help="keep the synthetic store here and reuse it when it already holds --synthetic chunks "
                          "(building 100k chunks takes minutes; before/after runs should search the same store)")
     ap.add_argument("--no-cold", action="store_true", help="skip the cold-start measurement")
+    ap.add_argument("--brief-months", type=int, default=12, help="newest months to brief (0: skip briefs)")
+    ap.add_argument("--brief-rounds", type=int, default=3, help="times each month brief is asked")
+    ap.add_argument("--only-briefs", action="store_true", help="measure the briefs only")
     ap.add_argument("--cold-backends", default="torch,onnx-int8",
                     help="embedder backends to measure the cold start with (the ONNX export must be cached)")
     args = ap.parse_args()
@@ -146,6 +180,17 @@ def main() -> int:
 
     settings = Settings(store_dir=args.store)
     bot = NewsBot(settings)
+    if args.brief_months:
+        bqs, year_q = brief_questions(bot.store, args.brief_months)
+        bot.ask(bqs[0])
+        times, sizes = measure_briefs(bot, bqs, args.brief_rounds)
+        print(f"month briefs ({len(bqs)} months of {min(sizes)}-{max(sizes)} stories, {args.brief_rounds} rounds): "
+              f"p50 {pct(times, 50):.0f} ms, p95 {pct(times, 95):.0f} ms (target p50 <= 500 ms)", flush=True)
+        if year_q:
+            ytimes, ysizes = measure_briefs(bot, [year_q], args.brief_rounds)
+            print(f"year brief ({year_q!r}, {ysizes[0]} stories): p50 {pct(ytimes, 50):.0f} ms", flush=True)
+        if args.only_briefs:
+            return 0
     qs = questions_from(bot.store, args.n)
     bot.ask(qs[0])
     print(report(f"real store ({bot.store.count_chunks()} chunks, {len(qs)} questions, {settings.embed_backend})",

@@ -43,6 +43,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import importlib.util
+
+    missing = [m for m in ("ragas", "rouge_score", "matplotlib") if importlib.util.find_spec(m) is None]
+    if missing:
+        print(f"error: the evaluation suite needs the 'evals' extra ({', '.join(missing)} missing): "
+              "pip install -e '.[evals]'", file=sys.stderr)
+        return 2
     a = build_parser().parse_args(argv)
     from evals.gold import GoldError
     from evals.report import summary_table

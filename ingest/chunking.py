@@ -6,26 +6,11 @@ model's maximum sequence length is split again, because the embedder would silen
 """
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any, Callable
 
 from rag.records import Chunk, Story
 from rag.text import normalize_space, split_sentences
-
-TokenCounter = Callable[[str], int]
-
-
-@lru_cache(maxsize=1)
-def _cl100k():
-    import tiktoken
-
-    return tiktoken.get_encoding("cl100k_base")
-
-
-def tiktoken_counter() -> TokenCounter:
-    """Tokens of a text as tiktoken's cl100k counts them, special-token text counted as plain text."""
-    enc = _cl100k()
-    return lambda text: len(enc.encode_ordinary(text))
+from rag.tokens import TokenCounter, tiktoken_counter
 
 
 def chunk_header(story: Story) -> str:

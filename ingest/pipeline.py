@@ -25,6 +25,7 @@ from rag.lexical import build_lexical_index, lexical_index_is_fresh
 from rag.records import Story, content_hash
 from rag.settings import Settings
 from rag.store import NewsStore, StoreError
+from rag.untrusted import instruction_reason, instruction_sentences
 
 
 @dataclass
@@ -38,6 +39,9 @@ class IngestReport:
     chunks_embedded: int = 0
     chunks_total: int = 0
     skipped: list[dict] = field(default_factory=list)
+    # sentences of this run's new or changed stories written as instructions to an AI (rag.untrusted):
+    # stored with their story, never quoted in an answer nor counted as support
+    instruction_like: list[dict] = field(default_factory=list)
     recovered: int = 0
     seconds: float = 0.0
     embed_model: str = ""
@@ -103,27 +107,51 @@ def ingest_paths(paths: Sequence[str | Path], settings: Settings | None = None, 
     """Ingest files, folders and feed URLs into the store; never raises for bad input."""
     settings = settings or Settings()
     t0 = time.perf_counter()
-    report = IngestReport(store=str(settings.store_dir))
     say = on_event or (lambda msg: None)
     say("reading sources")
     loaded: LoadResult = load_paths(paths, settings)
+    return ingest_loaded(loaded, _normalise_inputs(paths), settings, keep_missing=keep_missing, progress=progress,
+                         on_event=on_event, started=t0)
+
+
+def ingest_loaded(loaded: LoadResult, inputs: list[str], settings: Settings, *, keep_missing: bool = False,
+                  progress: bool = False, on_event: Callable[[str], None] | None = None,
+                  started: float | None = None) -> IngestReport:
+    """Ingest stories already loaded from `inputs` (normalised paths and URLs; with keep_missing=False a
+    story of theirs that is no longer in `loaded` is removed). Never raises for bad input."""
+    t0 = started if started is not None else time.perf_counter()
+    report = IngestReport(store=str(settings.store_dir))
+    say = on_event or (lambda msg: None)
     report.skipped = [asdict(s) for s in loaded.skipped]
+    store = None
     try:
         embedder = LazyEmbedder(settings)         # loaded only if something needs embedding
         report.embed_model = embedder.name
-        store = NewsStore(settings, writable=True)
+        store = NewsStore(settings, writable=True)   # waits for, or refuses beside, another ingest
         store.bind_model(embedder.name, embedder.dim)
         report.recovered = store.recover()
-        _ingest(loaded, store, embedder, settings, report, _normalise_inputs(paths), keep_missing, progress, say)
+        _ingest(loaded, store, embedder, settings, report, inputs, keep_missing, progress, say)
         report.stories_total = store.count_stories()
         report.chunks_total = store.count_chunks()
-        store.close()
     except StoreError as exc:
         report.error = str(exc)
     except Exception as exc:  # the store or model failed: report it, the CLI turns it into exit 1
         report.error = f"{type(exc).__name__}: {exc}"
+    finally:
+        if store is not None:
+            store.close()                         # releases the writer lock
     report.seconds = round(time.perf_counter() - t0, 3)
     return report
+
+
+def instruction_findings(stories: Sequence[Story]) -> list[dict]:
+    """Each instruction-like sentence (title included) of `stories`, with its story, for the report."""
+    out = []
+    for s in stories:
+        for sent in [*(t for t in [s.title] if instruction_reason(t)), *instruction_sentences(s.text)]:
+            out.append({"story_id": s.id, "title": s.title, "path": s.origin, "reason": instruction_reason(sent),
+                        "sentence": sent[:300]})
+    return out
 
 
 def _ingest(loaded: LoadResult, store: NewsStore, embedder, settings: Settings, report: IngestReport,
@@ -149,6 +177,8 @@ def _ingest(loaded: LoadResult, store: NewsStore, embedder, settings: Settings, 
             report.unchanged += 1
         else:
             fresh.append(s)
+
+    report.instruction_like = instruction_findings(fresh)
 
     # 2. members that vanished from a source this run re-read
     # A source that failed to load this run (malformed, unreachable) keeps its stories: bad input loses nothing.
@@ -201,8 +231,11 @@ def _ingest(loaded: LoadResult, store: NewsStore, embedder, settings: Settings, 
 
     # 4. rewrite affected stories: delete emptied ones, re-embed changed text, else metadata only
     stored = store.story_hashes()
-    if vanished:
-        store.remove_members(vanished)
+    # Every story this run rewrites is marked pending in the same transaction that drops its vanished
+    # members: a kill anywhere after it leaves marks that the next run's recovery repairs, never a
+    # story whose members are gone and which nothing marks (which a kill between the two used to leave).
+    if affected or vanished:
+        store.begin_rewrite(affected, vanished)
     to_embed: list[tuple[Story, list[Story]]] = []
     for sid, ms in affected.items():
         if not ms:

@@ -1,32 +1,42 @@
-"""BM25 over the same chunks as the vectors: the lexical half of hybrid retrieval.
+"""BM25 over the same chunks as the vectors, published as immutable snapshots readers search.
 
-Built at the end of an ingest that changed anything and saved beside the store, stamped with the
-store's generation; queries load it once per process. A stale or missing index (e.g. after a killed
-ingest) is rebuilt on first use instead of silently searching old text.
+Each ingest that changed anything builds a new snapshot folder (store_dir/snapshots/<name>) and then
+swaps the store's CURRENT pointer to it with an atomic rename: a reader loads whichever snapshot CURRENT
+names and keeps it until CURRENT changes, so it never sees a half-built index, and two processes never
+build into the same folder (readers never build into the store at all). The previous snapshots stay a
+while for readers still loading them, then the next ingest deletes them.
 
-Beside BM25 the index keeps a read-only copy of every chunk (text and metadata in a small SQLite file,
-vectors in a memory-mapped .npy), in BM25's row order. Turning a BM25 hit into a Source, and giving a
-lexical-only hit its dense score, then costs a primary-key read and an array row instead of Chroma
-gets by id, which cost 15-20 ms each per query on a 12k-chunk store and grow with it. Memory-mapping
-keeps opening the index cheap: only the rows a query touches are read.
+A snapshot holds BM25's score matrix and, in BM25's row order, a read-only copy of every chunk (text
+and metadata in a small SQLite file, vectors in a memory-mapped .npy). Turning a BM25 hit into a
+Source, giving a lexical-only hit its dense score, and the dense search itself of a local store then
+read this copy: Chroma's gets by id cost 15-20 ms each per query on a 12k-chunk store, and a reader's
+Chroma client does not see another process's writes (see NewsStore.dense_hits). Memory-mapping keeps
+opening a snapshot cheap: only the rows a query touches are read, and every reader process on a
+machine shares the pages.
 """
 from __future__ import annotations
 
 import json
+import logging
+import os
 import shutil
 import sqlite3
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from rag.records import Filters, Source, date_to_ts
-from rag.store import NewsStore, slug, source_from_hit
+from rag.store import CURRENT, SNAPSHOTS, NewsStore, slug, source_from_hit
 from rag.text import search_terms
 
 TOKENIZER_VERSION = 2   # bump when lexical_tokens changes: forces a rebuild of saved indexes
 INDEX_FORMAT = 4        # bump when the files saved beside BM25 change: forces a rebuild as well (4: terms)
+KEEP_SNAPSHOTS = 3      # the current one and two before it, for readers still loading those
+
+log = logging.getLogger(__name__)
 
 
 def lexical_tokens(text: str) -> list[str]:
@@ -34,19 +44,25 @@ def lexical_tokens(text: str) -> list[str]:
 
 
 def _index_dir(store: NewsStore) -> Path:
-    return store.dir / "bm25"
+    """The folder of the snapshot readers search now."""
+    return store.snapshot_dir(store.snapshot_id())
+
+
+def _info(d: Path) -> dict | None:
+    try:
+        info = json.loads((d / "chunks.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if info.get("tokenizer") != TOKENIZER_VERSION or info.get("format") != INDEX_FORMAT or "generation" not in info:
+        return None
+    return info
 
 
 def lexical_index_is_fresh(store: NewsStore) -> bool:
-    meta = _index_dir(store) / "chunks.json"
-    if not meta.exists():
-        return False
-    try:
-        info = json.loads(meta.read_text())
-        return (info["generation"] == store.generation() and info.get("tokenizer") == TOKENIZER_VERSION
-                and info.get("format") == INDEX_FORMAT)
-    except (ValueError, KeyError):
-        return False
+    """The published snapshot holds the catalogue as it is now (a writer's question: after a killed
+    ingest the catalogue is ahead of it, and the next ingest publishes again)."""
+    info = _info(_index_dir(store))
+    return info is not None and info["generation"] == store.generation()
 
 
 def _previous_copy(d: Path) -> tuple[dict[str, tuple[str, str, str, int]], np.ndarray | None]:
@@ -54,8 +70,7 @@ def _previous_copy(d: Path) -> tuple[dict[str, tuple[str, str, str, int]], np.nd
 
     Empty when there is no copy or it was saved by another format or tokenizer."""
     try:
-        info = json.loads((d / "chunks.json").read_text())
-        if info.get("format") != INDEX_FORMAT or info.get("tokenizer") != TOKENIZER_VERSION:
+        if _info(d) is None:
             return {}, None
         db = sqlite3.connect(f"file:{d / 'chunks.sqlite'}?mode=ro", uri=True)
         try:
@@ -70,8 +85,8 @@ def _previous_copy(d: Path) -> tuple[dict[str, tuple[str, str, str, int]], np.nd
     return {cid: (text, meta, terms, row) for row, cid, text, meta, terms in rows}, vectors
 
 
-def build_lexical_index(store: NewsStore, fresh_vectors: dict[str, np.ndarray] | None = None) -> "LexicalIndex":
-    """Rebuild BM25 and the chunk copy for the whole store.
+def _build(store: NewsStore, prev_dir: Path | None, fresh_vectors: dict[str, np.ndarray] | None):
+    """BM25, its terms and the chunk copy for the whole catalogue, in memory.
 
     Incremental where it is safe to be: a chunk whose text and metadata (title and date, hence the text
     it was embedded as) equal the last copy's keeps that copy's lexical terms and vector, and
@@ -83,8 +98,7 @@ def build_lexical_index(store: NewsStore, fresh_vectors: dict[str, np.ndarray] |
     generation = store.generation()   # read first: chunks written after it make the index stale, not wrong
     ids, docs, raw_metas = store.chunk_rows()
     metas = [json.loads(m) for m in raw_metas]
-    d = _index_dir(store)
-    prev, prev_vectors = _previous_copy(d)
+    prev, prev_vectors = _previous_copy(prev_dir) if prev_dir is not None else ({}, None)
     fresh_vectors = fresh_vectors or {}
     vectors = np.zeros((len(ids), int(store.meta("embed_dim") or 0)), dtype=np.float32)
     tokens: list[list[str]] = []
@@ -109,27 +123,80 @@ def build_lexical_index(store: NewsStore, fresh_vectors: dict[str, np.ndarray] |
     bm = bm25s.BM25()
     if tokens:
         bm.index(tokens, show_progress=False)
-    tmp = d.with_name("bm25.tmp")
+    info = {"generation": generation, "tokenizer": TOKENIZER_VERSION, "format": INDEX_FORMAT, "ids": ids,
+            "ts": [int(m["published_ts"]) for m in metas],
+            "outlets": [json.loads(m.get("outlets_json", "[]")) for m in metas],
+            "tags": [json.loads(m.get("tags_json", "[]")) for m in metas]}
+    return bm if tokens else None, info, (docs, raw_metas, tokens), vectors
+
+
+def _fsync_dir(d: Path) -> None:
+    try:
+        fd = os.open(d, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def build_lexical_index(store: NewsStore, fresh_vectors: dict[str, np.ndarray] | None = None) -> "LexicalIndex":
+    """Build a new snapshot of the whole store and publish it (the writer's call; see the module docstring).
+
+    The folder is written under a temporary name, renamed into store_dir/snapshots, and only then does
+    CURRENT, replaced by rename, name it: a reader sees the old snapshot or the new one, never a mix. A
+    store from before snapshots is migrated here: its bm25/ folder seeds the new snapshot and is removed."""
+    if not store.writable:
+        raise RuntimeError("only the ingest (a writable store) publishes snapshots; readers load them")
+    bm, info, (docs, raw_metas, tokens), vectors = _build(store, _index_dir(store), fresh_vectors)
+    root = store.dir / SNAPSHOTS
+    root.mkdir(exist_ok=True)
+    name = f"{time.time_ns():020d}-g{info['generation']}"
+    tmp = root / f"{name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    if tokens:
+    tmp.mkdir()
+    if bm is not None:
         bm.save(str(tmp))
     np.save(tmp / "vectors.npy", vectors)
     with sqlite3.connect(tmp / "chunks.sqlite") as db:
         db.execute("CREATE TABLE chunks(row INTEGER PRIMARY KEY, id TEXT UNIQUE, text TEXT, meta TEXT, terms TEXT)")
         db.executemany("INSERT INTO chunks VALUES(?,?,?,?,?)",
-                       ((i, c, t, m, " ".join(ts)) for i, (c, t, m, ts) in enumerate(zip(ids, docs, raw_metas, tokens))))
+                       ((i, c, t, m, " ".join(ts)) for i, (c, t, m, ts)
+                        in enumerate(zip(info["ids"], docs, raw_metas, tokens))))
         db.execute("CREATE TABLE info(generation INTEGER)")
-        db.execute("INSERT INTO info VALUES(?)", (generation,))
+        db.execute("INSERT INTO info VALUES(?)", (info["generation"],))
     db.close()
-    info = {"generation": generation, "tokenizer": TOKENIZER_VERSION, "format": INDEX_FORMAT, "ids": ids,
-            "ts": [int(m["published_ts"]) for m in metas],
-            "outlets": [json.loads(m.get("outlets_json", "[]")) for m in metas],
-            "tags": [json.loads(m.get("tags_json", "[]")) for m in metas]}
     (tmp / "chunks.json").write_text(json.dumps(info))
-    shutil.rmtree(d, ignore_errors=True)
-    tmp.rename(d)
-    return LexicalIndex(bm if tokens else None, info, d)
+    for f in tmp.iterdir():      # durable before anything names it
+        with open(f, "rb") as fh:
+            os.fsync(fh.fileno())
+    final = root / name
+    tmp.rename(final)
+    _fsync_dir(root)
+    pointer = store.dir / f"{CURRENT}.tmp"
+    with open(pointer, "w") as fh:
+        fh.write(name + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(pointer, store.dir / CURRENT)
+    _fsync_dir(store.dir)
+    _prune_snapshots(store, name)
+    return LexicalIndex(bm, info, final, snapshot=name)
+
+
+def _prune_snapshots(store: NewsStore, current: str) -> None:
+    """Delete all but the newest KEEP_SNAPSHOTS snapshots, unfinished ones of killed ingests, and the
+    pre-snapshot bm25/ folder. A reader that loaded a deleted snapshot keeps working: its files stay
+    open (SQLite) or mapped (vectors) until it moves on."""
+    root = store.dir / SNAPSHOTS
+    names = sorted((p.name for p in root.iterdir() if p.is_dir() and not p.name.endswith(".tmp")), reverse=True)
+    keep = set(names[:KEEP_SNAPSHOTS]) | {current}
+    for p in root.iterdir():
+        if p.name not in keep:
+            shutil.rmtree(p, ignore_errors=True)
+    for legacy in (store.dir / "bm25", store.dir / "bm25.tmp"):
+        shutil.rmtree(legacy, ignore_errors=True)
 
 
 class SavedBM25:
@@ -170,8 +237,12 @@ class LexicalHit:
 
 
 class LexicalIndex:
-    def __init__(self, bm, info: dict, directory: Path | None = None):
+    """One loaded snapshot: BM25, the chunk copy and its vectors (see the module docstring)."""
+
+    def __init__(self, bm, info: dict, directory: Path | None = None, *, snapshot: str = "",
+                 vectors: np.ndarray | None = None):
         self.bm = bm
+        self.snapshot = snapshot
         self.ids: list[str] = info["ids"]
         self.generation = info["generation"]
         self.ts = np.asarray(info["ts"], dtype=np.int64)
@@ -182,7 +253,7 @@ class LexicalIndex:
         self._rows: dict[str, int] | None = None
         self.dir = directory
         self._db: sqlite3.Connection | None = None
-        self._vectors: np.ndarray | None = None
+        self._vectors: np.ndarray | None = vectors
         if directory is not None:
             self._open_copy(directory)
 
@@ -203,18 +274,67 @@ class LexicalIndex:
 
     @classmethod
     def load(cls, store: NewsStore) -> "LexicalIndex":
-        if not lexical_index_is_fresh(store):
-            return build_lexical_index(store)
-        d = _index_dir(store)
-        info = json.loads((d / "chunks.json").read_text())
-        bm = None
-        if info["ids"]:
-            if SavedBM25.can_read(d):
-                bm = SavedBM25(d)
-            else:
-                import bm25s
-                bm = bm25s.BM25.load(str(d))
-        return cls(bm, info, d)
+        """The snapshot CURRENT names, read-only. An ingest may publish a newer one and delete this one
+        while it loads: then CURRENT is read again."""
+        for _ in range(5):
+            name = store.snapshot_id()
+            d = store.snapshot_dir(name)
+            info = _info(d)
+            if info is None or (name.startswith("legacy-") and info["generation"] != store.generation()):
+                if name.startswith("legacy-") or not (store.dir / CURRENT).exists():
+                    return cls._in_memory(store, name)
+                continue                    # pruned under us: a newer snapshot is published
+            try:
+                bm = None
+                if info["ids"]:
+                    if SavedBM25.can_read(d):
+                        bm = SavedBM25(d)
+                    else:
+                        import bm25s
+                        bm = bm25s.BM25.load(str(d))
+                index = cls(bm, info, d, snapshot=name)
+            except (OSError, ValueError) as exc:
+                log.info("snapshot %s went away while loading (%s); reading CURRENT again", name, exc)
+                continue
+            if index._db is not None or not info["ids"]:
+                return index
+            if name.startswith("legacy-"):
+                return cls._in_memory(store, name)
+        raise RuntimeError(f"could not load a published snapshot of {store.dir} (CURRENT keeps moving or "
+                           f"names a missing folder); re-run the ingest to publish one")
+
+    @classmethod
+    def _in_memory(cls, store: NewsStore, name: str) -> "LexicalIndex":
+        """A store no ingest has published a snapshot of since snapshots exist (or whose old bm25/ folder
+        is stale): build one in this process's memory only, and never into the store -- the next ingest
+        publishes the real one. Its chunk text then comes from the catalogue."""
+        log.warning("the store at %s has no current snapshot; building the lexical index in memory "
+                    "(re-run the ingest once to publish one)", store.dir)
+        legacy = store.dir / "bm25"
+        bm, info, _, vectors = _build(store, legacy if legacy.is_dir() else None, None)
+        return cls(bm, info, None, snapshot=name, vectors=vectors)
+
+    # ---- dense search over the snapshot's vectors (a local store; see NewsStore.dense_hits) -----
+    def can_search_dense(self) -> bool:
+        return self._vectors is not None and self._vectors.shape[0] == len(self.ids)
+
+    def dense_hits(self, vector: np.ndarray, n: int, filters: Filters | None = None) -> list[tuple[str, float]]:
+        """Exact cosine top-n over the snapshot's unit vectors (rows of chunks a filter excludes never
+        rank). Exact where Chroma's HNSW is approximate: at the digests' size HNSW returned 0.993 of
+        the exact top 20."""
+        if not self.ids:
+            return []
+        scores = np.asarray(self._vectors @ np.asarray(vector, dtype=np.float32), dtype=np.float32)
+        mask = self._mask(filters)
+        if mask is not None:
+            scores = np.where(mask > 0, scores, -np.inf)
+            n = min(n, int(np.count_nonzero(mask)))
+        n = min(n, len(scores))
+        if n <= 0:
+            return []
+        top = np.argpartition(-scores, n - 1)[:n]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return [(self.ids[i], float(scores[i])) for i in top]
 
     # ---- the chunk copy beside BM25 (see the module docstring) ---------------------------------
     def rows(self, chunk_ids: list[str]) -> dict[str, int]:

@@ -15,20 +15,43 @@ from rag.embedder import get_embedder
 from rag.followup import accept_condensed, is_followup, rewrite_followup
 from rag.generators.base import GenerationRequest, GeneratorUnavailable
 from rag.generators.extractive import ExtractiveGenerator, human_date
+from rag.limits import RequestError, check_filters, check_history, check_k
 from rag.records import Answer, Filters, Source
 from rag.retrieval import Retrieval, Retriever
 from rag.settings import Settings
 from rag.store import EmptyStoreError, NewsStore
+from rag.text import ABBREVIATIONS
+from rag.untrusted import printable
 from rag.verify import verify_answer
 
 History = Sequence[tuple[str, str]]
 
 
-class QuestionError(ValueError):
+class QuestionError(RequestError):
     """The question cannot be asked as given; the message tells the user why."""
+
+    def __init__(self, message: str):
+        super().__init__("question", message)
 
 
 REFUSAL = "The news I hold doesn't cover this"
+
+# Where a streamed sentence ends: end punctuation (and the [n] markers after it) before the next
+# sentence's first character, or a line break. rag.text.split_sentences' abbreviations do not end one.
+_SENTENCE_END = re.compile(r"[.!?…][\"'”’)]*(?:\s*\[[^\]\n]{1,24}\])*[\"'”’)]*[ \t]+(?=[\"'“‘(]?[A-Z0-9$€£])|\n")
+
+
+def sentence_cut(buf: str) -> int:
+    """How much of a streamed buffer is whole sentences (0: none yet)."""
+    cut = 0
+    for m in _SENTENCE_END.finditer(buf):
+        if m.group(0) != "\n" and buf[m.start()] == ".":
+            last = re.search(r"([A-Za-z.]+)\.$", buf[:m.start() + 1])
+            word = last.group(1).lower().rstrip(".") if last else ""
+            if word in ABBREVIATIONS or (len(word) == 1 and word.isalpha()):
+                continue
+        cut = m.end()
+    return cut
 
 
 def _listing(things: list[str]) -> str:
@@ -39,7 +62,7 @@ def _listing(things: list[str]) -> str:
 def validate_question(question: Any, max_chars: int) -> str:
     if not isinstance(question, str):
         raise QuestionError(f"A question must be text, not {type(question).__name__}.")
-    q = " ".join(question.split())
+    q = " ".join(printable(question).split())       # no control characters or escape sequences
     if not q:
         raise QuestionError("The question is empty: ask something about AI news, e.g. "
                             "\"What did Alibaba announce about Qwen?\"")
@@ -73,6 +96,21 @@ def normalise_history(history: Any) -> list[tuple[str, str]]:
     return pairs
 
 
+def answer_sources(r: Retrieval, k: int) -> list[Source]:
+    """The stories an answer lists: the top `k` in rank order, plus any story the generator was handed.
+
+    Citations must point into `sources`, but the generator's context is picked by diversify() from more
+    than the top k stories (it mixes outlets, interleaves comparison subjects and keeps a dozen timeline
+    events), so a cited story can rank below k. Those are added in rank order, never dropped."""
+    cited = {s.story_id for s in r.context}
+    top = r.stories[:k]
+    have = {s.story_id for s in top}
+    extra = [s for s in r.stories[k:] if s.story_id in cited and s.story_id not in have]
+    ranked = {s.story_id for s in r.stories}
+    missing = [s for s in r.context if s.story_id not in ranked and s.story_id not in have]
+    return top + extra + list({s.story_id: s for s in missing}.values())
+
+
 class NewsBot:
     """Open a built store and answer questions about it. Thread-safe for concurrent questions."""
 
@@ -101,6 +139,7 @@ class NewsBot:
     def retrieve(self, question: str, k: int = 10, filters: Filters | None = None) -> list[Source]:
         """The stories that best match, one entry per story, in rank order."""
         q = validate_question(question, self.settings.max_question_chars)
+        k, filters = check_k(k, self.settings), check_filters(filters, self.settings)
         return self.retriever.retrieve(q, k=k, filters=filters).stories[: max(k, 1)]
 
     def ask(self, question: str, *, filters: Filters | None = None, history: Any = None,
@@ -122,12 +161,18 @@ class NewsBot:
         withdrawn (an unsupported LLM answer) and replaced."""
         t0 = time.perf_counter()
         q = validate_question(question, self.settings.max_question_chars)
-        pairs = normalise_history(history)
+        filters = check_filters(filters, self.settings)
+        k = check_k(k, self.settings) if k is not None else None
+        pairs = normalise_history(check_history(history, self.settings))
         standalone, rewritten_by, llm_down = self._standalone(q, pairs)
         t1 = time.perf_counter()
+        brief = self._brief_stream(q, standalone, rewritten_by, filters, t0)
+        if brief is not None:      # "What happened this week?", "Tell me about Qwen": rag.briefs answers
+            yield from brief
+            return
         r = self.retriever.retrieve(standalone, filters=filters)
         timings = {"rewrite": t1 - t0, **r.timings}
-        base = Answer(question=q, text="", standalone_question=standalone, sources=r.stories[: max(k or 10, 1)],
+        base = Answer(question=q, text="", standalone_question=standalone, sources=answer_sources(r, max(k or 10, 1)),
                       filters=r.filters, generator=self.generator_name, timings=timings)
         if rewritten_by:
             base.flags.append(f"followup:{rewritten_by}")
@@ -141,7 +186,7 @@ class NewsBot:
             return
         request = GenerationRequest(question=standalone, sources=r.context, today=self.settings.today_date(),
                                     timeline=r.intent.timeline, recency=r.intent.recency, history=pairs)
-        text, streamed = "", False
+        text, streamed, streamed_text = "", False, None
         tg = time.perf_counter()
         if self.llm is not None:
             try:
@@ -151,10 +196,13 @@ class NewsBot:
                 _, included = build_messages(request, context_window=self.settings.llm_context_window,
                                              max_tokens=self.settings.llm_max_tokens)
                 request = replace(request, sources=included)
-                for piece in self.llm.generate(request):
-                    text += piece
-                    streamed = True
-                    yield {"type": "text", "text": piece}
+                for shown in self._verified_stream(self.llm.generate(request), request.sources):
+                    if shown["type"] == "raw":
+                        text += shown["text"]
+                    else:
+                        streamed = True
+                        streamed_text = (streamed_text or "") + shown["text"]
+                        yield shown
             except GeneratorUnavailable as exc:
                 base.flags.append("fallback:llm-unavailable")
                 base.notices.append(f"The language model could not answer ({exc.reason}); this answer is "
@@ -164,7 +212,7 @@ class NewsBot:
                 text = ""
                 if streamed:
                     yield {"type": "replace", "text": ""}
-                streamed = False
+                streamed, streamed_text = False, None
         if not text.strip():
             text = self.extractive.compose(request, r.query)
             base.generator = self.extractive.name if self.llm is None or base.flags else base.generator
@@ -181,12 +229,16 @@ class NewsBot:
             v = verify_answer(text, request.sources, embedder=self.embedder,
                               threshold=self.settings.support_threshold, strict=self.settings.strict)
             yield {"type": "replace", "text": v.text}
-            streamed = True
+            streamed, streamed_text = True, None
         te = time.perf_counter()
         timings.update({"generate": tv - tg, "verify": te - tv})
         if not v.text.strip() or v.grounded_ratio == 0.0 or not v.citations:
+            if streamed:
+                yield {"type": "replace", "text": ""}
             yield from self._refuse(base, r, t0)
             return
+        if streamed and streamed_text is not None and streamed_text != v.text:
+            yield {"type": "replace", "text": v.text}    # the whole answer's final, checked form
         base.text = v.text
         if r.absent:     # partly covered: answer what the stories hold, say plainly what they do not
             gap = f"The news I hold does not cover {_listing(r.absent)}."
@@ -203,6 +255,31 @@ class NewsBot:
                 yield {"type": "text", "text": ("\n" if i else "") + para}
         timings["total"] = time.perf_counter() - t0
         yield {"type": "final", "answer": base}
+
+    def _verified_stream(self, pieces: Iterator[str], sources: list[Source]) -> Iterator[dict[str, Any]]:
+        """An LLM's tokens as the user may see them: {"type": "raw"} for every piece (the pipeline's copy
+        of the whole text), and {"type": "text"} only for complete sentences that verification supports,
+        with their markers repaired. Tokens are held back to the end of each sentence, so a sentence the
+        sources do not support (a hallucination, an instruction a poisoned story slipped in) never
+        appears on screen, not even for a moment; the final answer still lists it as unsupported."""
+        buf = ""
+
+        def checked(chunk: str) -> Iterator[dict[str, Any]]:
+            tail = chunk[len(chunk.rstrip()):]
+            v = verify_answer(chunk, sources, embedder=self.embedder, threshold=self.settings.support_threshold,
+                              strict=True)
+            if v.text.strip():
+                yield {"type": "text", "text": v.text.strip() + ("\n" * tail.count("\n") or (" " if tail else ""))}
+
+        for piece in pieces:
+            yield {"type": "raw", "text": piece}
+            buf += piece
+            cut = sentence_cut(buf)
+            if cut:
+                yield from checked(buf[:cut])
+                buf = buf[cut:]
+        if buf.strip():
+            yield from checked(buf)
 
     def _standalone(self, message: str, pairs: list[tuple[str, str]]
                     ) -> tuple[str, str | None, GeneratorUnavailable | None]:
@@ -225,6 +302,38 @@ class NewsBot:
             if condensed:
                 return condensed, "llm", None
         return rewrite_followup(message, pairs), "rules", down
+
+    def brief(self, period: str = "this week", *, topic: str = "", filters: Filters | None = None) -> Answer:
+        """A brief of a period in words ("this week", "March 2026", "since January"), optionally about a
+        topic: the most widely covered events, each dated and cited. For the API and MCP tools."""
+        from rag.briefs import Briefer, period_plan
+        q = validate_question(f"{topic} news {period}".strip(), self.settings.max_question_chars)
+        plan = period_plan(period, self.settings.today_date(), topic=" ".join(str(topic).split()))
+        if plan is None:
+            raise QuestionError(f"\"{period}\" is not a period I can read: try \"today\", \"this week\", "
+                                "\"last month\", \"March 2026\", \"Q1 2026\", \"2024\" or \"since January 2026\".")
+        base = Answer(question=q, text="", standalone_question=q, generator=self.extractive.name)
+        answer = None
+        for event in Briefer(self).stream(plan, base, filters, time.perf_counter()):
+            if event["type"] == "final":
+                answer = event["answer"]
+        assert answer is not None
+        return answer
+
+    def _brief_stream(self, q: str, standalone: str, rewritten_by: str | None, filters: Filters | None,
+                      t0: float) -> Iterator[dict[str, Any]] | None:
+        """The answer as a brief or overview (rag.briefs), or None for every other question."""
+        from rag.briefs import Briefer, plan_brief
+        plan = plan_brief(standalone, self.settings.today_date())
+        if plan is None:
+            return None
+        base = Answer(question=q, text="", standalone_question=standalone, generator=self.extractive.name,
+                      timings={"rewrite": time.perf_counter() - t0})
+        if rewritten_by:
+            base.flags.append(f"followup:{rewritten_by}")
+            if standalone != q:
+                base.notices.append(f"Read as a follow-up: \"{standalone}\"")
+        return Briefer(self).stream(plan, base, filters, t0)
 
     def _range_text(self, f: Filters) -> str:
         if f.since and f.until:

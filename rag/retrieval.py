@@ -325,9 +325,10 @@ class Retriever:
         self._terms_cache: dict[str, frozenset[str]] = {}
 
     def lexical(self) -> LexicalIndex:
-        gen = self.store.generation()
+        """The published snapshot, reloaded between questions when an ingest publishes a newer one."""
+        current = self.store.snapshot_id()
         with self._lock:
-            if self._lexical is None or self._lexical.generation != gen:
+            if self._lexical is None or self._lexical.snapshot != current:
                 self._lexical = LexicalIndex.load(self.store)
                 self._terms_cache = {}
             return self._lexical
@@ -384,7 +385,7 @@ class Retriever:
         return got
 
     def _dense(self, lex: LexicalIndex, qvec: np.ndarray, n: int, filters: Filters) -> list[Source]:
-        hits = self.store.dense_hits(qvec, n, filters)
+        hits = self.store.dense_hits(qvec, n, filters, snapshot=lex)
         return dense_sources(hits, self._sources(lex, [c for c, _ in hits]))
 
     def _lexical_sources(self, lex: LexicalIndex, hits: list, dense: list[Source]) -> list[Source]:

@@ -14,7 +14,14 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def shipped_corpus_dir() -> Path:
+    """The corpus newsrag ships: inside the installed package (a wheel puts it at rag/corpus), else the
+    source checkout's corpus/ beside rag/. Read-only, so unlike the store it may live with the code."""
+    installed = _PACKAGE_DIR / "corpus"
+    return installed if installed.is_dir() else _PACKAGE_DIR.parent / "corpus"
 
 
 @lru_cache(maxsize=1)
@@ -36,8 +43,14 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="NEWSRAG_", env_file=None, extra="ignore")
 
     # --- store and embedding -------------------------------------------------------------------
-    store_dir: Path = Field(default=PROJECT_ROOT / "store", description="Where Chroma and our indexes live.")
+    # Paths that are written to are relative to the working directory, never to the installed code: a
+    # non-editable install must not write into site-packages.
+    store_dir: Path = Field(default=Path("store"), description="Where Chroma and our indexes live.")
     collection: str = "news_chunks"
+    # http://host:port of a `chroma run` server holding the vectors (empty: Chroma files in store_dir);
+    # the catalogue and the published snapshots stay in store_dir, a volume every app replica mounts
+    chroma_url: str = ""
+    ingest_lock_wait: float = 60.0            # seconds an ingest waits for another one's lock to end
     embed_model: str = Field(default="", description="sentence-transformers model name or path; "
                              "empty means the packaged all-MiniLM-L6-v2.")
     # int8 ONNX: ~2x torch fp32 chunks/s, no torch import at query time (cold start), vectors at cosine
@@ -52,7 +65,9 @@ class Settings(BaseSettings):
     max_file_bytes: int = 10_000_000
     near_duplicate_jaccard: float = 0.55      # word 3-shingle Jaccard at which two stories are one
     near_duplicate_days: int = 7              # ... and only when published this close together
-    feed_timeout: float = 20.0
+    feed_timeout: float = 20.0                # per network read
+    feed_deadline: float = 60.0               # per source, whole download, however slowly it trickles
+    feed_max_bytes: int = 20_000_000          # per source download
 
     # --- retrieval -----------------------------------------------------------------------------
     today: date | None = None                 # "latest", "last month" are relative to this; None = now
@@ -81,16 +96,31 @@ class Settings(BaseSettings):
     strict: bool = False                      # drop unsupported sentences instead of flagging
     llm_min_grounded: float = 0.5             # below this, the extractive answer replaces the LLM's
 
-    # --- question limits -----------------------------------------------------------------------
+    # --- request limits (rag/limits.py checks them for every interface) ------------------------
     max_question_chars: int = 1000
+    max_k: int = 100                          # stories a request may ask to have listed
+    max_filter_values: int = 50               # outlets, and tags, per request (Chroma failed at 5,000)
+    max_filter_value_chars: int = 200         # one outlet or tag name
+    max_history_turns: int = 20               # (question, answer) turns a request may send
+    max_history_chars: int = 40_000           # all of them together
+    max_feedback_chars: int = 20_000          # a client's copy of the message it voted on
+    max_feedback_file_bytes: int = 20_000_000  # the feedback JSONL stops growing here (logged)
+    max_request_bytes: int = 1_000_000        # any HTTP request body to the app
 
     # --- app -----------------------------------------------------------------------------------
     host: str = "127.0.0.1"
     port: int = 7860
     auth_user: str = ""
     auth_password: SecretStr = SecretStr("")
-    feedback_path: Path = Field(default=PROJECT_ROOT / "feedback" / "feedback.jsonl")
-    corpus_dir: Path = PROJECT_ROOT / "corpus"
+    api_key: SecretStr = SecretStr("")        # bearer key for programmatic clients (NEWSRAG_API_KEY)
+    login_free_failures: int = 3              # wrong passwords per client before the backoff starts
+    login_backoff_seconds: float = 1.0        # then 1, 2, 4 ... seconds between attempts ...
+    login_backoff_cap_seconds: float = 300.0  # ... up to this
+    feedback_path: Path = Field(default=Path("feedback") / "feedback.jsonl")
+    corpus_dir: Path = Field(default_factory=shipped_corpus_dir)   # what the app ingests into an empty store
+
+    # --- HTTP API (OpenAI-compatible) and MCP server --------------------------------------------
+    api_max_messages: int = 64                # messages in one chat request (history caps: max_history_*)
 
     # --- evals ---------------------------------------------------------------------------------
     judge_base_url: str = ""

@@ -35,6 +35,10 @@ from rag.records import Chunk, Filters, SourceLink, Source, Story, date_to_ts
 from rag.settings import Settings
 
 SCHEMA_VERSION = 2     # 2: chunk text in the catalogue's `chunks` table (1: in Chroma's documents)
+CURRENT = "CURRENT"    # names the published snapshot readers search; replaced atomically by each ingest
+SNAPSHOTS = "snapshots"
+WRITER_LOCK = "writer.lock"
+SYNC_STATE = "sync.json"   # the feed sync's record (ingest/sync.py): last sync, each feed's failures
 
 
 class StoreError(Exception):
@@ -205,30 +209,100 @@ def chroma_threads_on_one_core():
         _set_affinity(_chroma_engine_threads(), allowed)
 
 
+def take_writer_lock(store_dir: Path, wait: float) -> int:
+    """An exclusive flock on store_dir/writer.lock, held until the store is closed (or the process dies:
+    the kernel drops a dead process's flock, so a killed ingest never leaves the store locked).
+
+    One writer at a time: a second ingest's recovery would otherwise delete the first one's in-flight
+    chunks as "unfinished". Waits up to `wait` seconds, then refuses with the holder's pid."""
+    import fcntl
+    import time
+
+    path = store_dir / WRITER_LOCK
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    deadline = time.monotonic() + max(wait, 0.0)
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                try:
+                    holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+                except OSError:
+                    holder = "unknown"
+                os.close(fd)
+                raise StoreError(f"Another ingest (pid {holder}) is writing to the store at {store_dir}; waited "
+                                 f"{wait:g}s. Let it finish, or wait longer with NEWSRAG_INGEST_LOCK_WAIT.") from None
+            time.sleep(0.2)
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    return fd
+
+
 class NewsStore:
-    """Open with `NewsStore(settings)`; `writable=True` creates the store and replays unfinished writes."""
+    """Open with `NewsStore(settings)` to read; `writable=True` (ingest only) takes the store's writer lock,
+    creates the store and replays unfinished writes.
+
+    Readers never write: not the catalogue's schema, not Chroma's files, not the lexical index. What they
+    search is the snapshot the last ingest published (see `snapshot_id`)."""
 
     def __init__(self, settings: Settings, *, writable: bool = False):
         self.settings = settings
         self.dir = Path(settings.store_dir)
         self.writable = writable
+        self._lock_fd: int | None = None
         if not writable and not (self.dir / "catalog.sqlite").exists():
             raise EmptyStoreError(
                 f"No news store at {self.dir}. Build one first: python -m ingest corpus --store {self.dir}")
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.dir / "catalog.sqlite", check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._lock = threading.RLock()
-        self._create_schema()
-        import chromadb
-        from chromadb.config import Settings as ChromaSettings
+        if writable:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            self._lock_fd = take_writer_lock(self.dir, settings.ingest_lock_wait)
+        try:
+            self._db = sqlite3.connect(self.dir / "catalog.sqlite", check_same_thread=False, isolation_level=None,
+                                       timeout=30)
+            self._lock = threading.RLock()
+            if writable:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                self._create_schema()
+            self._client = None
+            self._collection = None
+            self._count: tuple[int, int] | None = None    # (generation, chunks in Chroma)
+            if writable:
+                self._migrate()
+        except BaseException:
+            self._release_lock()
+            raise
 
-        self._client = chromadb.PersistentClient(path=str(self.dir / "chroma"),
-                                                 settings=ChromaSettings(anonymized_telemetry=False))
-        self._collection = None
-        self._count: tuple[int, int] | None = None    # (generation, chunks in Chroma)
-        self._migrate()
+    @property
+    def remote(self) -> bool:
+        """Vectors on a `chroma run` server (NEWSRAG_CHROMA_URL) rather than in store_dir/chroma."""
+        return bool(self.settings.chroma_url)
+
+    def _chroma_client(self):
+        """Opened on first use: a reader of a local store never opens Chroma's files at all."""
+        if self._client is None:
+            import chromadb
+            from chromadb.config import Settings as ChromaSettings
+
+            chroma_settings = ChromaSettings(anonymized_telemetry=False)
+            if self.remote:
+                from urllib.parse import urlparse
+
+                url = urlparse(self.settings.chroma_url)
+                if url.scheme not in ("http", "https") or not url.hostname:
+                    raise StoreError(f"NEWSRAG_CHROMA_URL must look like http://host:port, "
+                                     f"not {self.settings.chroma_url!r}")
+                try:
+                    self._client = chromadb.HttpClient(host=url.hostname, port=url.port or 8000,
+                                                       ssl=url.scheme == "https", settings=chroma_settings)
+                except Exception as exc:  # noqa: BLE001 - the server is down or is not Chroma
+                    raise StoreError(f"Cannot reach the Chroma server at {self.settings.chroma_url} ({exc}). "
+                                     f"Start it: chroma run --path DIR --port PORT") from None
+            else:
+                self._client = chromadb.PersistentClient(path=str(self.dir / "chroma"), settings=chroma_settings)
+        return self._client
 
     # ---- schema and model identity ------------------------------------------------------------
     def _create_schema(self) -> None:
@@ -296,11 +370,24 @@ class NewsStore:
     @property
     def collection(self):
         if self._collection is None:
-            self._collection = self._client.get_or_create_collection(
-                self.settings.collection, embedding_function=None,
-                metadata={"hnsw:space": "cosine", "embed_model": self.meta("embed_model") or "",
-                          "embed_dim": int(self.meta("embed_dim") or 0)})
+            client = self._chroma_client()
+            if self.writable:
+                self._collection = client.get_or_create_collection(
+                    self.settings.collection, embedding_function=None,
+                    metadata={"hnsw:space": "cosine", "embed_model": self.meta("embed_model") or "",
+                              "embed_dim": int(self.meta("embed_dim") or 0)})
+            else:
+                try:
+                    self._collection = client.get_collection(self.settings.collection, embedding_function=None)
+                except Exception as exc:  # noqa: BLE001 - chromadb raises NotFoundError or ValueError by version
+                    where = self.settings.chroma_url or self.dir / "chroma"
+                    raise StoreError(f"The vector collection '{self.settings.collection}' is missing from {where}: "
+                                     f"re-run the ingest into this store ({type(exc).__name__}).") from None
         return self._collection
+
+    def _legacy_schema(self) -> bool:
+        """A schema-1 store a reader opened before any ingest migrated it: chunk text is in Chroma."""
+        return self.meta("embed_model") is not None and int(self.meta("schema") or 1) < SCHEMA_VERSION
 
     # ---- catalogue reads ----------------------------------------------------------------------
     def members(self) -> dict[str, tuple[str, str, str]]:
@@ -326,6 +413,27 @@ class NewsStore:
                                 (date_to_ts(since), date_to_ts(until))).fetchall()
         return [(r[0], date.fromisoformat(r[1]), r[2]) for r in rows]
 
+    def story_rows_between(self, since: date | None, until: date | None) -> list[StoryRow]:
+        """Every story published in [since, until] (an open side is unbounded), newest first: a brief
+        of a period reads the whole period from the catalogue, not a top-k search's view of it."""
+        lo = date_to_ts(since) if since else -(2 ** 62)
+        hi = date_to_ts(until) if until else 2 ** 62
+        rows = self._db.execute("SELECT id, title, published_at, outlets, urls, tags, text, chunk_count FROM stories "
+                                "WHERE published_ts BETWEEN ? AND ? ORDER BY published_ts DESC, id", (lo, hi)).fetchall()
+        return [StoryRow(r[0], r[1], date.fromisoformat(r[2]), json.loads(r[3]), json.loads(r[4]),
+                         json.loads(r[5]), r[6], r[7]) for r in rows]
+
+    def story_rows_by_id(self, story_ids: Iterable[str]) -> list[StoryRow]:
+        """The catalogue rows of these stories (unknown ids are left out), newest first."""
+        ids, out = list(dict.fromkeys(story_ids)), []
+        for lo in range(0, len(ids), 500):
+            part = ids[lo:lo + 500]
+            out += self._db.execute("SELECT id, title, published_at, outlets, urls, tags, text, chunk_count FROM "
+                                    f"stories WHERE id IN ({','.join('?' * len(part))})", part).fetchall()
+        rows = [StoryRow(r[0], r[1], date.fromisoformat(r[2]), json.loads(r[3]), json.loads(r[4]),
+                         json.loads(r[5]), r[6], r[7]) for r in out]
+        return sorted(rows, key=lambda r: (r.published_at, r.id), reverse=True)
+
     def story_row(self, story_id: str) -> StoryRow | None:
         r = self._db.execute("SELECT id, title, published_at, outlets, urls, tags, text, chunk_count "
                              "FROM stories WHERE id=?", (story_id,)).fetchone()
@@ -346,22 +454,41 @@ class NewsStore:
 
     # ---- writes (ingest only) -----------------------------------------------------------------
     def recover(self) -> int:
-        """Finish what a killed ingest left: drop chunks of stories whose rewrite never committed."""
+        """Finish what a killed ingest left, for each story it marked pending: drop chunks its rewrite
+        wrote beyond the committed ones; delete it outright when no member is left (a removal killed
+        midway); else forget its hashes, so the next read of its sources re-merges and re-embeds it (a
+        rewrite killed mid-upsert may have overwritten some of its committed vectors)."""
         pending = [r[0] for r in self._db.execute("SELECT story_id FROM pending")]
+        orphans = []
         for sid in pending:
             have = self._db.execute("SELECT chunk_count FROM stories WHERE id=?", (sid,)).fetchone()
-            self._delete_chunks_from(sid, have[0] if have else 0)
+            members = self._db.execute("SELECT COUNT(*) FROM members WHERE story_id=?", (sid,)).fetchone()[0]
+            if not members:
+                orphans.append(sid)
+                self._delete_chunks_from(sid, 0)
+            else:
+                self._delete_chunks_from(sid, have[0] if have else 0)
         if pending:
             with self._lock:
                 self._db.execute("BEGIN")
-                # A rewrite killed mid-upsert may have overwritten some of the story's committed vectors:
-                # forget its hashes so the next read of its source embeds it again.
+                for table, key in (("stories", "id"), ("chunks", "story_id")):
+                    self._db.executemany(f"DELETE FROM {table} WHERE {key}=?", [(s,) for s in orphans])
                 self._db.executemany("UPDATE stories SET text_hash='' WHERE id=?", [(s,) for s in pending])
                 self._db.executemany("UPDATE members SET fingerprint='' WHERE story_id=?", [(s,) for s in pending])
                 self._db.execute("DELETE FROM pending")
                 self._bump_generation()
                 self._db.execute("COMMIT")
         return len(pending)
+
+    def begin_rewrite(self, story_ids: Iterable[str], removed_members: Iterable[str] = ()) -> None:
+        """Mark the stories about to be rewritten pending and drop the members that vanished from their
+        sources, in one transaction (see recover)."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.executemany("INSERT OR IGNORE INTO pending(story_id) VALUES(?)", [(s,) for s in story_ids])
+            self._db.executemany("DELETE FROM members WHERE member_id=?", [(m,) for m in removed_members])
+            self._bump_generation()
+            self._db.execute("COMMIT")
 
     def _delete_chunks_from(self, story_id: str, start: int) -> None:
         where = {"$and": [{"story_id": story_id}, {"chunk_index": {"$gte": start}}]} if start else {"story_id": story_id}
@@ -407,7 +534,7 @@ class NewsStore:
 
     def max_batch(self) -> int:
         try:
-            return max(1, int(self._client.get_max_batch_size()))
+            return max(1, int(self._chroma_client().get_max_batch_size()))
         except Exception:  # noqa: BLE001 - a client without the call: Chroma's smallest documented limit
             return 5461
 
@@ -459,13 +586,6 @@ class NewsStore:
             self._bump_generation()
             self._db.execute("COMMIT")
 
-    def remove_members(self, member_ids: Iterable[str]) -> None:
-        with self._lock:
-            self._db.execute("BEGIN")
-            self._db.executemany("DELETE FROM members WHERE member_id=?", [(m,) for m in member_ids])
-            self._bump_generation()
-            self._db.execute("COMMIT")
-
     def delete_story(self, story_id: str) -> None:
         """Catalogue first, with a pending mark, so a kill between the two steps is replayed."""
         with self._lock:
@@ -497,10 +617,18 @@ class NewsStore:
         hits = self.dense_hits(vector, n, filters)
         return dense_sources(hits, {s.chunk_id: s for s in self.get_sources([c for c, _ in hits])})
 
-    def dense_hits(self, vector: np.ndarray, n: int, filters: Filters | None = None) -> list[tuple[str, float]]:
-        """(chunk id, cosine) only. Having Chroma return documents and metadata with the hits costs it
-        more than the search itself (8 vs 3 ms at 12k chunks); the retriever reads them from the
-        lexical index's chunk copy instead (rag.lexical)."""
+    def dense_hits(self, vector: np.ndarray, n: int, filters: Filters | None = None,
+                   snapshot: Any = None) -> list[tuple[str, float]]:
+        """(chunk id, cosine) only.
+
+        A local store is searched in the published snapshot's vectors (`snapshot`, a rag.lexical index),
+        exactly: a reader's Chroma PersistentClient never sees another process's writes, and querying
+        its stale HNSW while an ingest deletes rows failed answers with "Error finding id". A Chroma
+        server (NEWSRAG_CHROMA_URL) is one process every replica asks, so it is queried directly; its
+        hits newer than the reader's snapshot are read from the catalogue. Chroma is asked for ids and
+        distances only: documents and metadata with the hits cost it more than the search (8 vs 3 ms)."""
+        if snapshot is not None and not self.remote and snapshot.can_search_dense():
+            return snapshot.dense_hits(vector, n, filters)
         total = self.chunk_count()
         if total == 0:
             return []
@@ -509,6 +637,10 @@ class NewsStore:
         return [(cid, 1.0 - float(dist)) for cid, dist in zip(res["ids"][0], res["distances"][0])]
 
     def get_sources(self, chunk_ids: list[str]) -> list[Source]:
+        if self._legacy_schema():
+            got = self.collection.get(ids=list(chunk_ids), include=["documents", "metadatas"])
+            by = {i: (d, m) for i, d, m in zip(got["ids"], got["documents"], got["metadatas"])}
+            return [source_from_hit(c, *by[c]) for c in chunk_ids if c in by]
         by_id: dict[str, tuple[str, dict]] = {}
         for lo in range(0, len(chunk_ids), 500):
             part = chunk_ids[lo:lo + 500]
@@ -547,7 +679,41 @@ class NewsStore:
             newest = max(newest or p, p)
             oldest = min(oldest or p, p)
         return {"stories": len(rows), "chunks": self.count_chunks(), "outlets": outlets, "tags": tags,
-                "newest": newest, "oldest": oldest, "embed_model": self.meta("embed_model")}
+                "newest": newest, "oldest": oldest, "embed_model": self.meta("embed_model"), "sync": self.sync_status()}
+
+    def sync_status(self) -> dict[str, Any] | None:
+        """The feed sync's last run and its failing feeds (None when feeds were never synced here)."""
+        try:
+            state = json.loads((self.dir / SYNC_STATE).read_text())
+        except (OSError, ValueError):
+            return None
+        feeds = state.get("feeds") if isinstance(state, dict) else None
+        if not isinstance(feeds, dict):
+            return None
+        failing = {u: str(f.get("last_error", ""))[:300] for u, f in feeds.items()
+                   if isinstance(f, dict) and f.get("failures")}
+        return {"last_sync": state.get("last_sync"), "feeds": len(feeds), "failing": failing}
 
     def close(self) -> None:
         self._db.close()
+        self._release_lock()
+
+    def _release_lock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)          # closing the descriptor releases the flock
+            self._lock_fd = None
+
+    # ---- published snapshots ------------------------------------------------------------------
+    def snapshot_id(self) -> str:
+        """Name of the snapshot the last finished ingest published (store_dir/CURRENT), which is what
+        readers search. A store from before snapshots has none until its next ingest: "legacy-" then
+        stands for its old bm25/ folder (or, if that is stale, an index built in the reader's memory)."""
+        try:
+            name = (self.dir / CURRENT).read_text().strip()
+        except FileNotFoundError:
+            name = ""
+        return name or "legacy-"
+
+    def snapshot_dir(self, name: str) -> Path:
+        return self.dir / "bm25" if name.startswith("legacy-") else self.dir / SNAPSHOTS / name
+

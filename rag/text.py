@@ -11,7 +11,11 @@ from functools import lru_cache
 _ABBREV = {"mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "vs", "etc", "inc", "ltd", "corp", "co",
            "fig", "u.s", "u.k", "e.g", "i.e", "jan", "feb", "mar", "apr", "jun", "jul", "aug",
            "sep", "sept", "oct", "nov", "dec", "approx", "est", "gen", "gov", "sen", "rep", "mt", "ft"}
-_SENT_END = re.compile(r"([.!?…][\"'”’)\]]*)\s+(?=[\"'“‘(\[]?[A-Z0-9$€£])")
+ABBREVIATIONS = _ABBREV      # words whose "." does not end a sentence (streaming cuts on the same rule)
+# A sentence starts with a capital, a digit or a currency sign -- or with a name written lowercase-first
+# ("xAI", "iPhone", "eBay", "arXiv"): a lowercase word with a capital inside. A plain lowercase word
+# after a period is almost always an abbreviation's tail ("Microsoft Corp. has", "Inc. today").
+_SENT_END = re.compile(r"([.!?…][\"'”’)\]]*)\s+(?=[\"'“‘(\[]?(?:[A-Z0-9$€£]|[a-z]{1,5}[A-Z]))")
 _WS = re.compile(r"\s+")
 
 

@@ -15,9 +15,11 @@ import itertools
 import re
 import uuid
 from collections import Counter
-from datetime import date
+from datetime import date, timedelta
 from typing import Any, Iterable, Mapping, Sequence
 from urllib.parse import urlsplit
+
+from rag.limits import parse_day  # noqa: F401  (one date rule for every interface; the app imports it here)
 
 _ids = itertools.count(1)
 _PREFIX = uuid.uuid4().hex[:6]
@@ -162,6 +164,65 @@ def body_html(text: str, msg_id: str, known: set[int], unsupported: Sequence[str
     return "".join(out)
 
 
+_EVENT_LINE = re.compile(r"^(?P<indent>\s*)[-*•]\s+(?:(?P<day>[A-Z][a-z]+ \d{1,2}, \d{4}) · (?P<outlets>[^:]*):\s+)?(?P<rest>.*)$")
+
+
+def is_brief(d: Mapping[str, Any]) -> bool:
+    """A brief or overview answer (rag.briefs): flagged so, whatever its text looks like."""
+    return any(f in ("brief", "overview") for f in (d.get("flags") or []))
+
+
+def brief_html(text: str, msg_id: str, known: set[int], unsupported: Sequence[str] = ()) -> str:
+    """Events as a list: each event's date and outlets, its lead sentence, and the other stories that
+    reported it nested under it; "# " lines (an overview's "Latest", "Key milestones") as headings."""
+    out: list[str] = []
+    open_list = open_item = open_sub = False
+
+    def close(level: str) -> None:
+        nonlocal open_list, open_item, open_sub
+        if open_sub:
+            out.append("</ul>")
+            open_sub = False
+        if level in ("item", "list") and open_item:
+            out.append("</li>")
+            open_item = False
+        if level == "list" and open_list:
+            out.append("</ol>")
+            open_list = False
+
+    for ln in (text or "").splitlines():
+        if not ln.strip():
+            continue
+        if ln.startswith("#"):
+            close("list")
+            out.append(f'<div class="nr-brief-head">{esc(ln.lstrip("#").strip())}</div>')
+            continue
+        m = _EVENT_LINE.match(ln)
+        if not m:
+            close("list")
+            out.append(f"<p>{inline_html(ln, msg_id, known, unsupported)}</p>")
+            continue
+        head = ""
+        if m["day"]:
+            head = (f'<time class="nr-ev-date">{esc(m["day"])}</time> '
+                    f'<span class="nr-ev-outlets">{esc(m["outlets"])}</span> ')
+        body = f'{head}<span class="nr-ev-text">{inline_html(m["rest"], msg_id, known, unsupported)}</span>'
+        if m["indent"] and open_item:
+            if not open_sub:
+                out.append('<ul class="nr-ev-also">')
+                open_sub = True
+            out.append(f"<li>{body}</li>")
+            continue
+        close("item")
+        if not open_list:
+            out.append('<ol class="nr-brief">')
+            open_list = True
+        out.append(f'<li class="nr-event">{body}')
+        open_item = True
+    close("list")
+    return "".join(out)
+
+
 # ------------------------------------------------------------------------------ source cards
 
 def _words(s: str) -> set[str]:
@@ -277,7 +338,8 @@ def render_answer(d: Mapping[str, Any], msg_id: str | None = None) -> str:
                 f'<p>{esc(d.get("answer", ""))}</p></div></div>'
                 f'{related_html(d.get("related") or [])}{notices_html(d.get("notices") or [])}{meta_line(d)}</div>')
     text = d.get("answer", "")
-    kind = "nr-timeline-answer" if is_timeline(text) else "nr-text-answer"
+    kind = "nr-brief-answer" if is_brief(d) else "nr-timeline-answer" if is_timeline(text) else "nr-text-answer"
+    body = (brief_html if is_brief(d) else body_html)(text, msg_id, known, d.get("unsupported_sentences") or [])
     seen: set[int] = set()
     cards = []
     for c in sorted(citations, key=lambda c: int(c.get("n", 0))):
@@ -289,7 +351,7 @@ def render_answer(d: Mapping[str, Any], msg_id: str | None = None) -> str:
     sources = (f'<div class="nr-sources"><div class="nr-sources-head">Sources</div>{"".join(cards)}</div>'
                if cards else "")
     return (f'<div class="nr-answer {kind}" id="{msg_id}">'
-            f'<div class="nr-body">{body_html(text, msg_id, known, d.get("unsupported_sentences") or [])}</div>'
+            f'<div class="nr-body">{body}</div>'
             f'{notices_html(d.get("notices") or [])}{sources}{meta_line(d)}</div>')
 
 
@@ -323,124 +385,76 @@ def freshness_line(stats: Mapping[str, Any]) -> str:
     n = int(stats.get("stories") or 0)
     m = len(stats.get("outlets") or {})
     newest = stats.get("newest") or "—"
-    return f"{n} stories from {m} outlets, newest {newest}"
+    line = f"{n} stories from {m} outlets, newest {newest}"
+    sync = stats.get("sync")
+    if sync:   # the feed sync's state file (ingest/sync.py), via NewsStore.sync_status
+        line += f"; feeds last synced {str(sync.get('last_sync') or 'never')[:16].replace('T', ' ')} UTC"
+        failing = list(sync.get("failing") or {})
+        if failing:
+            line += f"; failing: {', '.join(failing[:3])}" + (f" and {len(failing) - 3} more" if len(failing) > 3 else "")
+    return line
 
-
-def parse_day(value: Any, field: str) -> date | None:
-    """'' -> None; 'YYYY-MM-DD' (or a date/datetime/timestamp) -> date; else ValueError with a friendly text."""
-    if value is None:
-        return None
-    if isinstance(value, date):
-        return value if type(value) is date else value.date()  # datetime -> date
-    if isinstance(value, (int, float)):
-        from datetime import datetime, timezone
-        return datetime.fromtimestamp(float(value), tz=timezone.utc).date()
-    s = str(value).strip()
-    if not s:
-        return None
-    try:
-        return date.fromisoformat(s[:10])
-    except ValueError:
-        raise ValueError(f"'{s}' is not a date for '{field}': use YYYY-MM-DD, e.g. 2026-01-31.") from None
 
 
 # ------------------------------------------------------------------------------ example questions
 
-_TOPIC_PHRASES = {"lawsuit": "the lawsuit", "funding": "funding", "chips": "chips", "export-controls": "export controls",
-                  "ipo": "its IPO", "models": "new models", "agents": "agents", "robotics": "robotics",
-                  "policy": "policy", "regulation": "regulation", "safety": "safety", "copyright": "copyright",
-                  "open-source": "open-source models", "datacenters": "data centers", "data-centers": "data centers",
-                  "coding": "coding tools", "reasoning": "reasoning models", "image-generation": "image generation",
-                  "video-generation": "video generation"}
-
-
-def _entity_forms(titles: Iterable[str]) -> dict[str, str]:
-    """lower-case word -> the capitalised form titles use for it ("openai" -> "OpenAI")."""
+def _recent_names(rows: Sequence[Any], since: date) -> list[str]:
+    """Names in the headlines since `since`, most widely covered first, as headlines spell them: a run
+    of names ("Elon Musk") when the name mostly comes in that run, else the word itself."""
+    from rag.briefs import headline_names
+    weight: Counter = Counter()
     forms: dict[str, Counter] = {}
-    for t in titles:
-        for w in re.findall(r"[A-Za-z][A-Za-z0-9\-.]*[A-Za-z0-9]|[A-Za-z]", t or ""):
-            w = re.sub(r"['’]s$", "", w)
-            if any(ch.isupper() for ch in w):
-                forms.setdefault(w.lower(), Counter())[w] += 1
-    return {k: c.most_common(1)[0][0] for k, c in forms.items()}
+    for r in rows:
+        if r.published_at < since:
+            continue
+        found = headline_names(r.title)
+        for name in found:
+            weight[name] += 1 + len(getattr(r, "outlets", None) or [])
+        run: list[str] = []
+        for w in re.findall(r"[A-Za-z][A-Za-z0-9&\-.]*[A-Za-z0-9]|[^A-Za-z\s]+", (r.title or "") + " ."):
+            if w.lower() in found:
+                run.append(w)
+                continue
+            for part in run:
+                forms.setdefault(part.lower(), Counter())[" ".join(run[:3])] += 1
+            run = []
+    return [forms[n].most_common(1)[0][0] if n in forms else n
+            for n, _ in sorted(weight.items(), key=lambda kv: (-kv[1], kv[0]))]
 
 
-def example_questions(rows: Sequence[Any], limit: int = 5) -> list[str]:
+def example_questions(rows: Sequence[Any], limit: int = 5, today: date | None = None) -> list[str]:
     """Questions a newcomer can click, built from what the store really holds.
 
-    `rows` are stories with .title, .tags, .published_at (rag.store.StoryRow). Entities are tags that
-    titles spell with capitals (openai -> OpenAI); a product is an entity tag of the same story.
+    `rows` are stories with .title, .outlets, .published_at (rag.store.StoryRow). A brief of the newest
+    period, the latest on the name the last month's headlines carried most widely, an overview of the
+    next one, and the biggest stories of the last full year: each is answered from the store, and none
+    names a tag (tags like "Business and policy" read as nonsense in a question).
     """
     rows = [r for r in rows if getattr(r, "title", None)]
     if not rows:
         return []
-    first_title_words = Counter(re.split(r"\W+", r.title.strip(), maxsplit=1)[0].lower() for r in rows)
-    forms = _entity_forms(r.title for r in rows)
-    tag_count: Counter = Counter(t for r in rows for t in (r.tags or []))
-
-    def entity(tag: str) -> str | None:
-        f = forms.get(tag.lower())
-        if not f or tag in _TOPIC_PHRASES:
-            return None
-        # a title-initial capital alone does not make a name ("Investors", "Jury")
-        if f[0].isupper() and f[1:].islower() and first_title_words.get(tag.lower(), 0) >= tag_count.get(tag, 0):
-            return None
-        return f
-
-    def in_title(r, tag: str) -> bool:
-        return tag.lower() in {w.lower() for w in re.findall(r"[A-Za-z0-9\-.]+", r.title)}
-
+    newest = max(r.published_at for r in rows)
+    today = max(today or newest, newest)
     out: list[str] = []
-
-    def add(q: str) -> None:
-        if q and q not in out:
-            out.append(q)
-
-    newest_first = sorted(rows, key=lambda r: r.published_at, reverse=True)
-    # 1. What did <company> announce about <product>?  (both named in one recent title)
-    companies: list[str] = []
-    for r in newest_first:
-        ents = [(t, entity(t)) for t in (r.tags or []) if entity(t) and in_title(r, t)]
-        if len(ents) >= 2:
-            (a, ea), (b, eb) = sorted(ents, key=lambda x: -tag_count[x[0]])[:2]
-            add(f"What did {ea} announce about {eb}?")
-            companies += [a, b]
-            break
-    # 2. Timeline of <entity> and <topic>: the most-told thread
-    pairs: Counter = Counter()
-    for r in rows:
-        tags = r.tags or []
-        for e in tags:
-            if not entity(e):
-                continue
-            for t in tags:
-                if t in _TOPIC_PHRASES:
-                    pairs[(e, t)] += 1
-    if pairs:
-        (e, t), _ = pairs.most_common(1)[0]
-        add(f"Timeline of {entity(e)} and {_TOPIC_PHRASES[t].replace('its ', '')}")
-    # 3. What's the latest on <entity>?  (the entity of the newest story that names one)
-    for r in newest_first:
-        ents = [entity(t) for t in (r.tags or []) if entity(t) and in_title(r, t)]
-        if ents:
-            add(f"What's the latest on {ents[0]}?")
-            break
-    # 4. the same question for another company, so the examples are not all about one firm
-    for r in newest_first:
-        ents = [(t, entity(t)) for t in (r.tags or []) if entity(t) and in_title(r, t)]
-        if len(ents) >= 2:
-            (a, ea), (b, eb) = sorted(ents, key=lambda x: -tag_count[x[0]])[:2]
-            if a not in companies and b not in companies:
-                add(f"What did {ea} announce about {eb}?")
-                break
-    # 5. a question from an older story's headline, so the examples span the years
-    oldest = sorted(rows, key=lambda r: r.published_at)
-    for r in oldest:
-        ents = [entity(t) for t in (r.tags or []) if entity(t) and in_title(r, t)]
-        if ents:
-            add(f"What did {ents[0]} do in {r.published_at.year}?")
-            break
-    return out[:limit]
+    if newest >= today - timedelta(days=today.weekday()):
+        out.append("What happened in AI this week?")
+    elif newest >= today.replace(day=1):
+        out.append("What happened in AI this month?")
+    else:
+        out.append(f"What happened in AI in {newest.strftime('%B')} {newest.year}?")
+    names = _recent_names(rows, newest - timedelta(days=30))
+    older = [n for n in _recent_names(rows, newest - timedelta(days=365)) if n not in names[:2]]
+    if names:
+        out.append(f"What's the latest on {names[0]}?")
+    for n in (names[1:2] or older[:1]):
+        out.append(f"Tell me about {n}")
+    years = Counter(r.published_at.year for r in rows)
+    full = [y for y in sorted(years, reverse=True) if y < today.year and years[y] >= 8]
+    if full:
+        out.append(f"What were the biggest AI stories of {full[0]}?")
+    if older[:1] and len(out) < limit:
+        out.append(f"What's going on with {older[0]}?")
+    return list(dict.fromkeys(out))[:limit]
 
 
 # ------------------------------------------------------------------------------ feedback

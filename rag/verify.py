@@ -91,6 +91,7 @@ import numpy as np
 from rag.records import Citation, Source
 from rag.text import (STOPWORDS, canonical_number, content_words, names, normalize_space, numbers, split_sentences,
                       stems, words)
+from rag.untrusted import is_instruction_like
 
 NOTICE_PREFIX = "ⓘ"                 # lines the pipeline adds (fallback notices etc.): never checked
 HEADING_PREFIXES = ("#", NOTICE_PREFIX)
@@ -261,9 +262,11 @@ class _SourceView:
     def __init__(self, src: Source):
         meta = [src.title, *src.outlets, *date_forms(src.published_at)]
         body = split_sentences(src.text) or ([src.text] if src.text.strip() else [])
+        # a sentence written as an instruction to an AI supports nothing (rag.untrusted): it is not there
+        body = [s for s in body if not is_instruction_like(s)]
         self.n_body = len(body)          # sentences[n_body:] is the title: scored, never quoted as a snippet
-        self.sentences = body + ([src.title] if src.title.strip() else [])
-        full = " \n".join([src.text, *meta])
+        self.sentences = body + ([src.title] if src.title.strip() and not is_instruction_like(src.title) else [])
+        full = " \n".join([*body, *meta])
         self.lower = full.lower()
         self.stems = _stem_set(full)
         nums = _numbers(full)
@@ -276,7 +279,7 @@ class _SourceView:
             self.quotes.setdefault(_quote_key(sent), j)
         # the words a lead may add to a quoted sentence: when and by whom it was reported
         self.attribution = set(words(" ".join([*src.outlets, *date_forms(src.published_at)]))) | _ATTRIBUTION
-        self.names = names(src.text)
+        self.names = names(" ".join(body))
 
 
 class _VectorCache:

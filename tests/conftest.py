@@ -42,7 +42,24 @@ def bot(corpus_store):
     return NewsBot(corpus_store)
 
 
-def require_digests():
-    if not DIGESTS_DIR.is_dir():
-        pytest.skip("../shared/data/lastweekinai-digests is absent")
-    return DIGESTS_DIR
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() == "true"
+
+
+def require_shared(path: Path, what: str) -> Path:
+    """`path` under ../shared, or a skip when it is absent -- a FAILURE under CI=true, where a missing
+    data folder would otherwise turn the quality bar into a run that passes with nothing measured."""
+    if not path.exists():
+        if in_ci():
+            pytest.fail(f"CI=true but {what} is absent ({path}): CI must provide ../shared", pytrace=False)
+        pytest.skip(f"{what} is absent ({path})")
+    return path
+
+
+def require_digests() -> Path:
+    return require_shared(DIGESTS_DIR, "../shared/data/lastweekinai-digests")
+
+
+@pytest.fixture(scope="session")
+def digests_dir() -> Path:
+    return require_digests()

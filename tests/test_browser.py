@@ -270,3 +270,45 @@ def test_story_payloads_never_execute(page, first_start_app):
     assert pg.evaluate("() => document.querySelectorAll('img[onerror], img[src=\"x\"]').length") == 0
     assert page.dialogs == [] and page.errors == []
     shot(page, "xss-stories")
+
+
+def test_brief_renders_as_an_event_list_and_opens_at_its_first_line_on_a_phone(browser, corpus_app):
+    """A year brief on a 390 px wide screen: the events are a list, each dated and cited, with the source
+    cards below; when it finishes, the reader sees its first line, not the end of its source cards."""
+    ctx = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    try:
+        pg = ctx.new_page()
+        pg.set_default_timeout(60_000)
+        w = Watched(pg)
+        open_chat(w, corpus_app)
+        answer = ask(w, "What were the biggest AI stories of 2025?")
+        pg.wait_for_timeout(1500)        # past Gradio's own autoscroll, which runs ~300 ms after an update
+        events = answer.locator("ol.nr-brief > li.nr-event")
+        assert events.count() >= 8
+        for i in range(events.count()):
+            ev = events.nth(i)
+            assert ev.locator("time.nr-ev-date").first.inner_text().endswith("2025")
+            assert ev.locator("a.nr-cite").count() >= 1
+        cites = {a.get_attribute("href") for a in answer.locator("a.nr-cite").all()}
+        assert answer.locator(".nr-card").count() == len(cites) >= 8
+        geo = pg.evaluate("""() => {
+            const answers = document.querySelectorAll('#nr-chat .nr-answer');
+            const a = answers[answers.length - 1];
+            let pane = a.parentElement;
+            while (pane && !(/(auto|scroll)/.test(getComputedStyle(pane).overflowY) && pane.scrollHeight > pane.clientHeight))
+                pane = pane.parentElement;
+            const first = a.querySelector('.nr-body').getBoundingClientRect();
+            const cards = a.querySelectorAll('.nr-card');
+            const last = cards[cards.length - 1].getBoundingClientRect();
+            const p = pane ? pane.getBoundingClientRect() : {top: 0, bottom: window.innerHeight};
+            return {first: first.top, paneTop: p.top, paneBottom: p.bottom, view: window.innerHeight,
+                    lastCard: last.top, tall: a.offsetHeight > (pane ? pane.clientHeight : window.innerHeight)};
+        }""")
+        assert geo["tall"], geo                                   # a long answer, taller than the chat pane
+        assert geo["paneTop"] - 2 <= geo["first"] <= geo["paneTop"] + 80, geo   # its first line at the top
+        assert 0 <= geo["first"] < geo["view"], geo                # and on screen
+        assert geo["lastCard"] > geo["paneBottom"], geo            # the end of the source cards is below
+        pg.screenshot(path=str(ARTIFACTS / "brief-phone.png"))
+        assert w.dialogs == [] and w.errors == []
+    finally:
+        ctx.close()

@@ -7,6 +7,7 @@ ten or more words and match the digest that cited them. Run as a script (`python
 """
 from __future__ import annotations
 
+import os
 import re
 import sys
 import zlib
@@ -101,11 +102,57 @@ def copied_runs() -> dict[str, list[str]]:
     return out
 
 
-@pytest.mark.skipif(not DIGESTS.is_dir(), reason="../shared/data/lastweekinai-digests is absent")
+@pytest.mark.usefixtures("digests_dir")      # conftest: skipped when absent, a failure under CI=true
 def test_corpus_shares_no_sentence_with_the_unlicensed_digests():
     bad = copied_runs()
     assert not bad, "corpus text copied from the digests:\n" + "\n".join(
         f"{name}: {runs[:3]}" for name, runs in bad.items())
+
+
+def _source_audit():
+    """The audit of every corpus source against the digest entry for its URL (scripts/audit_corpus_sources.py)."""
+    if not DIGESTS.is_dir():
+        if os.environ.get("CI") == "true":
+            pytest.fail("../shared/data/lastweekinai-digests is absent under CI")
+        pytest.skip("../shared/data/lastweekinai-digests is absent")
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import audit_corpus_sources
+    return audit_corpus_sources
+
+
+def test_no_source_is_published_after_its_story():
+    """A reader who clicks a source must find an article that existed when the story was reported."""
+    audit = _source_audit()
+    checks = audit.audit()
+    dated = [c for c in checks if c.link is not None]
+    assert len(dated) >= 300, f"only {len(dated)} corpus sources found in the digests: the lookup is broken"
+    late = [f"{c.story}: {c.url} ({c.link.latest_possible} > {c.published})" for c in checks if c.after_story]
+    assert not late, "sources published after their story:\n" + "\n".join(late)
+
+
+def test_each_source_reports_the_story_s_facts():
+    """Each source's digest summary shares the story's key facts (names, numbers, rare terms)."""
+    audit = _source_audit()
+    checks = [c for c in audit.audit() if c.share is not None]
+    assert len(checks) >= 200, f"only {len(checks)} sources with a digest summary: the lookup is broken"
+    off = [f"{c.story}: {c.url} shares {c.share:.0%} (\"{c.link.title[:70]}\")" for c in checks if c.off_topic]
+    assert not off, "sources that report something else:\n" + "\n".join(off)
+
+
+def test_the_source_audit_catches_a_wrong_source():
+    """Negative control: the check must fail a chip story that cites another company's chip article."""
+    audit = _source_audit()
+    links = audit.digest_links()
+    cerebras = links[audit.canonical_url("https://spectrum.ieee.org/cerebras-chip-cs3")]
+    meta, body = _split(CORPUS / "2024-03-18-nvidia-unveils-blackwell-b200.md")
+    terms = set(audit.search_terms(f"{meta['title']} {body}"))
+    idf = audit.entry_weights(links)
+    assert audit.fact_share(cerebras, terms, idf) < audit.MIN_FACT_SHARE
+    verge = links[audit.canonical_url(meta["sources"][0]["url"])]
+    assert audit.fact_share(verge, terms, idf) >= audit.MIN_FACT_SHARE
+    later = audit.SourceCheck("x.md", date(2025, 9, 12), "TechCrunch", "https://techcrunch.com/2025/09/17/x",
+                              audit.DigestLink("u", "t", "s", date(2025, 9, 22), date(2025, 9, 17)))
+    assert later.after_story
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import pytest
 from evals.gold import (ANSWERABLE, CORPUS_GOLD, DEFAULT_DIGESTS_DIR, DIGESTS_GOLD, TYPES, check_corpus_gold,
                         load_gold)
 from evals.runner import JUDGE_METRICS, METRICS, NOT_RUN, gate, limit_items
+from conftest import require_shared
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL_RUN_ID = "20000101-000000-gold"
@@ -64,8 +65,7 @@ def test_digest_gold_set():
 
     items = load_gold(DIGESTS_GOLD)
     assert len(items) >= 40 and all(i.corpus == "digests" for i in items)
-    if not DEFAULT_DIGESTS_DIR.is_dir():
-        pytest.skip("../shared/data/lastweekinai-digests is absent")
+    require_shared(DEFAULT_DIGESTS_DIR, "../shared/data/lastweekinai-digests")
     assert check_digest_gold(items, DEFAULT_DIGESTS_DIR) == []
 
 

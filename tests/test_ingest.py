@@ -89,9 +89,9 @@ def chroma_ids(store: NewsStore) -> list[str]:
     return sorted(store.collection.get(include=[])["ids"])
 
 
-def test_store_of_schema_1_is_migrated_on_open(workdir):
-    """Stores built before chunk text moved into the catalogue kept it in Chroma's documents: opening one
-    copies the text across once, and retrieval reads it as before."""
+def test_store_of_schema_1_is_migrated_by_the_next_writer(workdir):
+    """Stores built before chunk text moved into the catalogue kept it in Chroma's documents: a reader
+    reads it from there and writes nothing; the next writer copies the text across once."""
     tmp, src, settings = workdir
     ingest_paths([src], settings, progress=False)
     store = NewsStore(settings, writable=True)
@@ -102,7 +102,12 @@ def test_store_of_schema_1_is_migrated_on_open(workdir):
     store._db.execute("DELETE FROM chunks")
     store.set_meta("schema", "1")
     store.close()
-    old = NewsStore(settings)
+    reader = NewsStore(settings)
+    src_rows = reader.get_sources([ids[0]])
+    assert src_rows and src_rows[0].text == docs[0] and src_rows[0].title == metas[0]["title"]
+    assert reader.meta("schema") == "1"
+    reader.close()
+    old = NewsStore(settings, writable=True)
     assert old.meta("schema") == "2"
     assert old.all_chunks()[:2] == (ids, docs)
     src_rows = old.get_sources([ids[0]])
@@ -241,8 +246,9 @@ def test_lexical_index_rebuild_reuses_only_what_did_not_change(workdir, monkeypa
         assert [h.chunk_id for h in lex.search("Tern-3 inference card", 1)] == \
             [c for c, m in zip(ids, metas) if "Tern-3" in m["title"]]
 
-    # 1. an ingest that dies after committing, before its index build (a fake failure: a real kill
-    # cannot be timed to land exactly there); the next query rebuilds the index from the old copy
+    # 1. an ingest that dies after committing, before publishing its snapshot (a fake failure: a real kill
+    # cannot be timed to land exactly there); readers keep the old snapshot, the next ingest publishes
+    # one from the old copy
     (src / "a.md").write_text((src / "a.md").read_text().replace("Orbital Robotics doubles arm speed",
                                                                  "Kestrel 4 arm doubles its picking rate"))
     (src / "c.md").write_text(story_md("Quarry Systems ships Tern-3 inference card", "2026-03-05", "Chip Desk",
@@ -258,7 +264,11 @@ def test_lexical_index_rebuild_reuses_only_what_did_not_change(workdir, monkeypa
     r = ingest_paths([src], settings, progress=False)
     assert r.error and (r.new, r.updated, r.unchanged) == (1, 1, 1), r
     monkeypatch.undo()
+    store = NewsStore(settings)
+    assert LexicalIndex.load(store).generation < store.generation()   # still the last published one
     monkeypatch.setattr(NewsStore, "chunk_vectors", lambda self, ids: (asked.extend(ids), real(self, ids))[1])
+    r = ingest_paths([src], settings, progress=False)
+    assert not r.error and r.unchanged == 3 and r.chunks_embedded == 0
     copy_matches_store()
     ids = NewsStore(settings).all_chunks()[0]
     harbor = [c for c, m in zip(ids, NewsStore(settings).all_chunks()[2]) if m["title"].startswith("Harbor")]

@@ -274,22 +274,31 @@ def test_story_terms_from_cached_parts_equal_terms_of_the_whole_story(bot):
 
 
 def test_an_index_saved_in_an_older_format_is_rebuilt(corpus_store, tmp_path):
+    """A reader finding a snapshot of an older format builds its index in memory (never into the store);
+    the next ingest publishes one in the current format."""
     import json
     import shutil
 
+    from ingest.pipeline import ingest_paths
     from rag.lexical import LexicalIndex, lexical_index_is_fresh
     from rag.store import NewsStore
 
     shutil.copytree(corpus_store.store_dir, tmp_path / "store")
-    store = NewsStore(corpus_store.model_copy(update={"store_dir": tmp_path / "store"}))
-    meta = store.dir / "bm25" / "chunks.json"
-    info = json.loads(meta.read_text())
+    settings = corpus_store.model_copy(update={"store_dir": tmp_path / "store"})
+    store = NewsStore(settings)
+    d = store.snapshot_dir(store.snapshot_id())
+    info = json.loads((d / "chunks.json").read_text())
     info.pop("format")                                  # what an index saved before the chunk copy looks like
-    meta.write_text(json.dumps(info))
-    (store.dir / "bm25" / "chunks.sqlite").unlink()
+    (d / "chunks.json").write_text(json.dumps(info))
+    (d / "chunks.sqlite").unlink()
     assert not lexical_index_is_fresh(store)
+    (store.dir / "CURRENT").unlink()                    # as a store from before snapshots
     lex = LexicalIndex.load(store)
+    assert not lexical_index_is_fresh(store)            # the reader wrote nothing
+    assert lex.search("Nvidia", 3) and len(lex.vectors(lex.ids[:3])) == 3
+    assert ingest_paths([settings.corpus_dir], settings, progress=False).ok
     assert lexical_index_is_fresh(store)
+    lex = LexicalIndex.load(store)
     assert len(lex.sources(lex.ids[:3])) == 3 and len(lex.vectors(lex.ids[:3])) == 3
 
 
@@ -320,7 +329,7 @@ def test_a_chunk_copy_from_another_build_is_not_used(corpus_store, tmp_path):
     from rag.lexical import LexicalIndex
 
     shutil.copytree(corpus_store.store_dir, tmp_path / "store")
-    d = tmp_path / "store" / "bm25"
+    d = tmp_path / "store" / "snapshots" / (tmp_path / "store" / "CURRENT").read_text().strip()
     info = json.loads((d / "chunks.json").read_text())
     assert LexicalIndex(None, info, d).sources(info["ids"][:2])
     with sqlite3.connect(d / "chunks.sqlite") as db:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -181,10 +182,40 @@ def _declared_charset(content_type: str, data: bytes) -> str:
     return value.decode("ascii", "replace") if isinstance(value, bytes) else value
 
 
-def _fetch(client: httpx.Client, url: str, settings: Settings) -> tuple[str, str]:
-    """(text, extension) of a URL; LoadError names the network or HTTP problem."""
+@dataclass
+class Fetched:
+    """A downloaded source, or `not_modified` when the server answered a conditional GET with 304."""
+    text: str = ""
+    extension: str = ""
+    not_modified: bool = False
+    etag: str = ""
+    last_modified: str = ""
+
+
+def http_timeout(settings: Settings) -> httpx.Timeout:
+    """Per read, never longer than the whole download may take (NEWSRAG_FEED_DEADLINE)."""
+    return httpx.Timeout(min(settings.feed_timeout, settings.feed_deadline))
+
+
+def fetch_url(client: httpx.Client, url: str, settings: Settings, *, etag: str = "",
+              last_modified: str = "") -> Fetched:
+    """Download a URL within an overall deadline and size cap; LoadError names the network or HTTP problem.
+
+    The per-read timeout alone let a server sending a byte every few seconds hold an ingest for minutes:
+    the deadline is checked between reads, so a trickling source is dropped at most one read timeout
+    (itself capped at the deadline) after it, and the other sources go on. With `etag`/`last_modified`
+    from the last download the request is conditional: an unchanged feed answers 304 with no body."""
+    deadline = time.monotonic() + settings.feed_deadline
+    headers = {}
+    if etag:
+        headers["If-None-Match"] = etag
+    if last_modified:
+        headers["If-Modified-Since"] = last_modified
     try:
-        with client.stream("GET", url) as response:
+        with client.stream("GET", url, headers=headers) as response:
+            if response.status_code == 304 and headers:
+                return Fetched(not_modified=True, etag=response.headers.get("etag", etag),
+                               last_modified=response.headers.get("last-modified", last_modified))
             if response.status_code >= 400:
                 raise LoadError(f"HTTP {response.status_code} {response.reason_phrase}".strip())
             declared = int(response.headers.get("content-length") or 0)
@@ -195,10 +226,14 @@ def _fetch(client: httpx.Client, url: str, settings: Settings) -> tuple[str, str
                 total += len(chunk)
                 if total > settings.max_file_bytes:
                     raise LoadError(size_reason(total, settings.max_file_bytes) + " (download stopped)")
+                if time.monotonic() > deadline:
+                    raise LoadError(f"network error: the download took longer than {settings.feed_deadline:g}s "
+                                    f"(NEWSRAG_FEED_DEADLINE; {total:,} bytes received); abandoned")
                 chunks.append(chunk)
             content_type = response.headers.get("content-type", "")
+            validators = (response.headers.get("etag", ""), response.headers.get("last-modified", ""))
     except httpx.TimeoutException:
-        raise LoadError(f"network error: no response within {settings.feed_timeout:g}s "
+        raise LoadError(f"network error: no response within {min(settings.feed_timeout, settings.feed_deadline):g}s "
                         "(NEWSRAG_FEED_TIMEOUT)") from None
     except httpx.ConnectError as exc:
         raise LoadError(f"network error: could not connect ({exc})") from None
@@ -208,7 +243,13 @@ def _fetch(client: httpx.Client, url: str, settings: Settings) -> tuple[str, str
         raise LoadError(f"network error: {type(exc).__name__}: {exc}") from None
     data = b"".join(chunks)
     text = decode_text(data, _declared_charset(content_type, data))
-    return text, sniff_extension(content_type, text)
+    return Fetched(text, sniff_extension(content_type, text), etag=validators[0], last_modified=validators[1])
+
+
+def _fetch(client: httpx.Client, url: str, settings: Settings) -> tuple[str, str]:
+    """(text, extension) of a URL; LoadError names the network or HTTP problem."""
+    got = fetch_url(client, url, settings)
+    return got.text, got.extension
 
 
 # --- the entry point -----------------------------------------------------------------------------------
@@ -244,7 +285,7 @@ def load_paths(paths: Sequence[str | Path], settings: Settings) -> LoadResult:
     """Load every file, folder (recursively) and http(s) URL given, in order; see LoadResult."""
     result = LoadResult()
     seen: set[str] = set()
-    with httpx.Client(timeout=settings.feed_timeout, follow_redirects=True,
+    with httpx.Client(timeout=http_timeout(settings), follow_redirects=True,
                       headers={"User-Agent": "newsrag-ingest/1.0"}) as client:
         for raw in paths:
             if is_url(raw):

@@ -22,15 +22,42 @@ _XML_DECL = re.compile(r"^\s*<\?xml[^>]*\?>", re.I)
 
 
 def check_xml(text: str) -> str:
-    """The root element's local name; LoadError with line and column when the XML is not well formed."""
+    """The root element's local name; LoadError with line and column when the XML is not well formed.
+
+    The XML declaration is blanked, not cut, so lines and columns count as in the file; an error inside
+    an entity's expansion (an "XML bomb") has no place in the file, so none is given."""
     parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
+    blanked = _XML_DECL.sub(lambda m: re.sub(r"[^\n]", "", m.group(0)), text, count=1)
     try:
-        root = etree.fromstring(_XML_DECL.sub("", text, count=1).strip().encode("utf-8"), parser=parser)
+        root = etree.fromstring(blanked.encode("utf-8"), parser=parser)
     except etree.XMLSyntaxError as exc:
-        line, column = exc.position if exc.position else (exc.lineno, 0)
         message = re.sub(r",? line \d+, column \d+.*$", "", str(exc.msg or exc)).strip()
+        if re.search(r"amplification|entity reference loop|entities? .*(?:too|exceed)", message, re.I):
+            raise LoadError("malformed XML: its entities expand past the safety limit (an XML bomb); "
+                            "entities are never expanded") from None
+        line, column = exc.position if exc.position else (exc.lineno, 0)
         raise LoadError(f"malformed XML at line {line}, column {column}: {message}") from None
     return etree.QName(root).localname.lower()
+
+
+_DOCTYPE = re.compile(r"<!DOCTYPE\s+[^\[>]*(?:\[(?P<subset>.*?)\]\s*)?>", re.S | re.I)
+_ENTITY_DECL = re.compile(r"<!ENTITY\s+(?P<name>[\w.-]+)\s+(?P<kind>SYSTEM|PUBLIC)?", re.I)
+
+
+def drop_declared_entities(text: str) -> str:
+    """The document without its DOCTYPE and without references to the entities it declared.
+
+    Such entities are never resolved (an external one would read a local file or the network, an
+    internal one can be a bomb), and feedparser would otherwise keep the reference as literal text
+    ("&amp;xxe") in the story. Character references and the five XML entities are untouched."""
+    m = _DOCTYPE.search(text)
+    if not m:
+        return text
+    names = {d.group("name") for d in _ENTITY_DECL.finditer(m.group("subset") or "")}
+    text = text[:m.start()] + "\n" * m.group(0).count("\n") + text[m.end():]
+    for name in names - {"amp", "lt", "gt", "quot", "apos"}:
+        text = text.replace(f"&{name};", "")
+    return text
 
 
 def html_to_text(fragment: str) -> str:
@@ -81,7 +108,7 @@ def parse_feed(text: str, origin: str) -> Stories:
     root = check_xml(text)
     if root not in FEED_ROOTS:
         raise LoadError(f"not an RSS or Atom feed: the root element is <{root}>, expected <rss> or <feed>")
-    parsed = feedparser.parse(text)
+    parsed = feedparser.parse(drop_declared_entities(text))
     outlet = squash(html_to_text(parsed.feed.get("title") or ""))
     result = Stories()
     for i, entry in enumerate(parsed.entries, start=1):

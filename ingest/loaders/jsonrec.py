@@ -6,9 +6,11 @@ the rest still load, because one broken line in a 10,000-line export should not 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from ingest.loaders.base import LoadError, Stories, build_story, clean_tags, is_http, source_link
+from ingest.loaders.feeds import html_to_text
 from rag.records import SourceLink, Story
 
 TEXT_FIELDS = ("text", "body", "content", "summary", "description")
@@ -36,6 +38,16 @@ def _text_of(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+# an HTML tag or comment -- not a bare "<" as in "a < b", which plain text may hold
+_HTML_TAG = re.compile(r"<(?:[a-zA-Z][a-zA-Z0-9-]*(?:\s[^<>]*)?/?|/[a-zA-Z][a-zA-Z0-9-]*\s*|!--.*?--)>", re.S)
+
+
+def _plain(text: str) -> str:
+    """Scrapers often export the article body as HTML: keep its words, not its markup, as the Markdown
+    and feed loaders do -- the `/ask` JSON would otherwise hand raw tags to every client."""
+    return html_to_text(text) if _HTML_TAG.search(text or "") else text
+
+
 def _sources(record: dict[str, Any]) -> list[SourceLink]:
     url = _first(record, URL_FIELDS)
     url = url if isinstance(url, str) else ""
@@ -56,8 +68,10 @@ def story_from_record(record: Any, origin: str) -> Story:
     """One record to a Story; LoadError says which required part is missing or malformed."""
     if not isinstance(record, dict):
         raise LoadError(f"expected an object with story fields, found a {type(record).__name__}")
-    text = _text_of(_first(record, TEXT_FIELDS))
-    return build_story(title=record.get("title") or record.get("headline"), text=text,
+    text = _plain(_text_of(_first(record, TEXT_FIELDS)))
+    title = record.get("title") or record.get("headline")
+    title = _plain(title) if isinstance(title, str) else title
+    return build_story(title=title, text=text,
                        published=_first(record, DATE_FIELDS), sources=_sources(record), origin=origin,
                        tags=clean_tags(record.get("tags") or record.get("keywords")),
                        author=record.get("author") or record.get("byline"))

@@ -17,6 +17,13 @@ from rag.embedder import Embedder
 from rag.generators.base import GenerationRequest
 from rag.records import Source
 from rag.text import search_terms, split_sentences
+from rag.untrusted import is_instruction_like
+
+
+def quotable(sentences: list[str]) -> list[tuple[int, str]]:
+    """(position, sentence) of the sentences an answer may quote: not those written as instructions to an
+    AI (rag.untrusted), which a story may carry but an answer must never repeat as fact."""
+    return [(i, s) for i, s in enumerate(sentences) if not is_instruction_like(s)]
 
 
 def human_date(d: date) -> str:
@@ -74,7 +81,7 @@ class ExtractiveGenerator:
         """
         items: list[tuple[int, int, str, frozenset[str]]] = []
         for n, src in enumerate(request.sources, start=1):
-            for pos, sent in enumerate(split_sentences(src.text)):
+            for pos, sent in quotable(split_sentences(src.text)):
                 terms = frozenset(search_terms(sent))
                 if len(terms) >= 3:
                     items.append((n, pos, sent, terms))
@@ -168,7 +175,7 @@ class ExtractiveGenerator:
             return chosen
         sents = split_sentences(request.sources[lead_n - 1].text)
         q_terms = set(search_terms(query))
-        order = sorted((i for i in range(len(sents)) if i not in have),
+        order = sorted((i for i, _ in quotable(sents) if i not in have),
                        key=lambda i: (-len(q_terms & set(search_terms(sents[i]))), i))
         extra = [Candidate(lead_n, i, sents[i], 0.0, frozenset(search_terms(sents[i])))
                  for i in order[: self.lead_sentences - len(have)] if len(search_terms(sents[i])) >= 3]

@@ -1,0 +1,1 @@
+"""Adapters that plug newsrag into other frameworks (llama-index). An interface layer: the core never imports it."""

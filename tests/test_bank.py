@@ -3,7 +3,6 @@ and the learned answerability decision's features on hand-made cases."""
 from __future__ import annotations
 
 import json
-import re
 from collections import defaultdict
 from datetime import date
 
@@ -12,7 +11,7 @@ import pytest
 from evals.bank import BANK_DIR, SPLITS, load_bank, split_of
 from rag.answerability import FEATURES, absent_things, holds_name, load_calibration, norm_text, versioned_names
 from rag.timeparse import parse_time_intent
-from conftest import require_digests
+from conftest import copied_runs, require_digests
 
 
 @pytest.fixture(scope="module")
@@ -59,24 +58,11 @@ def test_split_is_a_stable_hash():
     assert 0.55 < counts["train"] / 2000 < 0.65 and 0.15 < counts["test"] / 2000 < 0.25
 
 
-def _words(text: str) -> list[str]:
-    return re.findall(r"[a-z0-9$%']+", text.lower())
-
-
 def test_bank_questions_are_our_own_words(bank):
-    """No 8-word run of a generated question appears in the (unlicensed) digests; no sentence is copied."""
-    digests = require_digests()
-    runs = set()
-    for path in digests.glob("*.md"):
-        w = _words(re.sub(r"https?://\S+", " ", path.read_text(encoding="utf-8")))
-        runs.update(" ".join(w[i:i + 8]) for i in range(len(w) - 7))
-    copied = []
-    for rows in bank.values():
-        for r in rows:
-            if r["kind"] == "handwritten":
-                continue            # checked by tests/test_quality.py and evals.gold check
-            w = _words(r["question"])
-            copied += [(r["id"], " ".join(w[i:i + 8])) for i in range(len(w) - 7) if " ".join(w[i:i + 8]) in runs]
+    """No 8-word run of a generated question appears in the (unlicensed) digests; no sentence is copied.
+    (Hand-written ones are checked by tests/test_quality.py and evals.gold check.)"""
+    rows = [(r["id"], r["question"]) for rows in bank.values() for r in rows if r["kind"] != "handwritten"]
+    copied = copied_runs(rows)
     assert not copied, copied[:5]
 
 

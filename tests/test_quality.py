@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.quality import DEV_DIGESTS, DEV_REFUSAL, read_jsonl
-from conftest import in_ci, require_digests
+from conftest import copied_runs, in_ci, require_digests
 
 
 # ---------------------------------------------------------------------------------------------- the data
@@ -71,22 +71,10 @@ def test_every_gold_story_is_a_digest_story_of_either_layout(digest_stories):
     assert layouts["lead"] >= 20 and layouts["one-line"] >= 20, layouts
 
 
-def _words(text: str) -> list[str]:
-    return re.findall(r"[a-z0-9$%']+", text.lower())
-
-
 def test_questions_are_our_own_words():
     """No 8-word run of a question appears in the (unlicensed) digests: facts yes, sentences no."""
-    digests = require_digests()
-    runs = set()
-    for path in digests.glob("*.md"):
-        w = _words(re.sub(r"https?://\S+", " ", path.read_text(encoding="utf-8")))
-        runs.update(" ".join(w[i:i + 8]) for i in range(len(w) - 7))
-    copied = []
-    for r in read_jsonl(DEV_DIGESTS) + read_jsonl(DEV_REFUSAL):
-        w = _words(r["question"])
-        copied += [(r["id"], " ".join(w[i:i + 8])) for i in range(len(w) - 7) if " ".join(w[i:i + 8]) in runs]
-    assert not copied
+    rows = read_jsonl(DEV_DIGESTS) + read_jsonl(DEV_REFUSAL)
+    assert not copied_runs([(r["id"], r["question"]) for r in rows])
 
 
 # ---------------------------------------------------------------------------------------------- the bar

@@ -57,7 +57,7 @@ _VERSIONED = re.compile(
     r"\$\d[\d,.]*\s?(?:million|billion|trillion|[MBK]\b|bn\b)|"
     r"(?<![-\w])[A-Z][A-Za-z]*(?:[ -][A-Z][A-Za-z]+){0,2}[ -]?\d{1,4}(?:\.\d{1,2})?[a-z]?\b(?!\s?(?:%|percent))|"
     r"(?<![-\w])[A-Z]{1,3}\d{1,4}[a-z]?\b")
-_NAME = re.compile(r"(?<![\w'’])([A-Z][A-Za-z0-9]*(?:[-.&][A-Za-z0-9]+)*)")
+_NAME = re.compile(r"(?<![\w'’])([A-Z]\w*(?:[-.&]\w+)*)")       # \w: "Erdős" is one name
 _YEAR = re.compile(r"^(?:19|20)\d\d$")
 _NOT_NAME = frozenset("""what which who whom whose how when where why is are was were did does do can could should
 would will has have had the a an in on at of for to and or but if tell give show compare please list write

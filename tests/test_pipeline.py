@@ -190,3 +190,10 @@ def test_citations_point_into_sources_over_many_questions(bot):
         outside += [(q, c.story_id) for c in a.citations if c.story_id not in listed]
     assert cited >= 2 * len(questions) // 3, "too few citations for the check to mean anything"
     assert not outside, outside
+
+
+def test_a_partly_covered_question_answers_its_part_and_says_what_is_not_covered(bot):
+    a = bot.ask("How much did Microsoft invest in OpenAI in 2023, and what did Zorblax think of the deal?")
+    assert not a.refused and a.citations
+    assert a.text.rstrip().endswith("The news I hold does not cover Zorblax.")
+    assert "The news I hold does not cover Zorblax." in a.notices

@@ -29,7 +29,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-from rag import limits, ui
+from rag import limits
+from rag.interfaces import ui
 from rag.interfaces.common import is_loopback, port_problem  # noqa: F401  (app.port_problem is API)
 from rag.interfaces.openai_api import mount as mount_openai_api
 from rag.records import Filters, answer_to_dict

@@ -324,7 +324,8 @@ class NewsBot:
                       t0: float) -> Iterator[dict[str, Any]] | None:
         """The answer as a brief or overview (rag.briefs), or None for every other question."""
         from rag.briefs import Briefer, plan_brief
-        plan = plan_brief(standalone, self.settings.today_date())
+        plan = plan_brief(standalone, self.settings.today_date(),
+                          period_filter=bool(filters and (filters.since or filters.until)))
         if plan is None:
             return None
         base = Answer(question=q, text="", standalone_question=standalone, generator=self.extractive.name,

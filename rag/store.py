@@ -413,13 +413,15 @@ class NewsStore:
                                 (date_to_ts(since), date_to_ts(until))).fetchall()
         return [(r[0], date.fromisoformat(r[1]), r[2]) for r in rows]
 
-    def story_rows_between(self, since: date | None, until: date | None) -> list[StoryRow]:
-        """Every story published in [since, until] (an open side is unbounded), newest first: a brief
-        of a period reads the whole period from the catalogue, not a top-k search's view of it."""
+    def story_rows_between(self, since: date | None, until: date | None, limit: int = -1) -> list[StoryRow]:
+        """Every story published in [since, until] (an open side is unbounded), newest first, at most
+        `limit` (-1: all): a brief of a period reads the whole period from the catalogue, not a top-k
+        search's view of it."""
         lo = date_to_ts(since) if since else -(2 ** 62)
         hi = date_to_ts(until) if until else 2 ** 62
         rows = self._db.execute("SELECT id, title, published_at, outlets, urls, tags, text, chunk_count FROM stories "
-                                "WHERE published_ts BETWEEN ? AND ? ORDER BY published_ts DESC, id", (lo, hi)).fetchall()
+                                "WHERE published_ts BETWEEN ? AND ? ORDER BY published_ts DESC, id LIMIT ?",
+                                (lo, hi, int(limit))).fetchall()
         return [StoryRow(r[0], r[1], date.fromisoformat(r[2]), json.loads(r[3]), json.loads(r[4]),
                          json.loads(r[5]), r[6], r[7]) for r in rows]
 

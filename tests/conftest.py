@@ -65,6 +65,30 @@ def digests_dir() -> Path:
     return require_digests()
 
 
+# Building the digests store (first run, no NEWSRAG_DIGESTS_STORE cache) takes ~20-40 minutes on 2 cores;
+# pytest-timeout counts fixture setup against the first test that needs it. Shared by the quality bar
+# (tests/test_quality.py) and the briefs (tests/test_briefs.py), so a session builds it once.
+BUILD_TIMEOUT = 3600
+
+
+@pytest.fixture(scope="session")
+def digests_store(tmp_path_factory) -> Path:
+    """NEWSRAG_DIGESTS_STORE: reused when it holds a built store, else built there (kept for next time);
+    unset: built once per session in a temporary folder."""
+    digests = require_digests()
+    given = os.environ.get("NEWSRAG_DIGESTS_STORE")
+    if given and (Path(given) / "catalog.sqlite").exists() and \
+            ((Path(given) / "CURRENT").exists() or (Path(given) / "bm25").is_dir()):
+        return Path(given)
+    from ingest.pipeline import ingest_paths
+    from rag.settings import Settings
+
+    store = Path(given) if given else tmp_path_factory.mktemp("digests_store")
+    report = ingest_paths([digests], Settings(store_dir=store), progress=False)
+    assert report.ok and report.stories_total > 10_000, report.error
+    return store
+
+
 def copied_runs(questions: list[tuple[str, str]], n: int = 8) -> list[tuple[str, str]]:
     """(id, run) for every n-word run of a question that also occurs in the (unlicensed) digests: our
     questions may carry their facts, never their sentences."""

@@ -420,10 +420,10 @@ def test_feedback_is_saved_as_jsonl(chat_app):
         assert rec["citations"] and {"n", "story_id", "title", "url"} <= set(rec["citations"][0])
 
 
-# ------------------------------------------------------------------------------- rag.ui (pure)
+# ------------------------------------------------------------------ rag.interfaces.ui (pure)
 
 def test_safe_url_only_allows_http_and_https():
-    from rag.ui import link, safe_url, url_line
+    from rag.interfaces.ui import link, safe_url, url_line
 
     good = ["https://example.com/a?b=1&c=2", "http://example.org", "HTTPS://EXAMPLE.COM/x"]
     bad = ["javascript:alert(3)", "JavaScript:alert(3)", " javascript:alert(3)", "java\tscript:alert(3)",
@@ -482,7 +482,7 @@ def assert_inert(html: str) -> None:
 
 
 def test_render_answer_escapes_every_story_field():
-    from rag.ui import render_answer
+    from rag.interfaces.ui import render_answer
 
     html = render_answer(_hostile_answer(), "m1")
     assert_inert(html)
@@ -494,7 +494,7 @@ def test_render_answer_escapes_every_story_field():
 
 
 def test_render_answer_links_marks_and_flags():
-    from rag.ui import render_answer
+    from rag.interfaces.ui import render_answer
 
     html = render_answer(_hostile_answer(), "m1")
     assert '<a class="nr-cite" href="#m1-s1"' in html and 'id="m1-s1"' in html and 'id="m1-s2"' in html
@@ -505,7 +505,7 @@ def test_render_answer_links_marks_and_flags():
 
 
 def test_render_timeline_and_refusal():
-    from rag.ui import is_timeline, render_answer
+    from rag.interfaces.ui import is_timeline, render_answer
 
     text = "- 2024-01-02 (A): one [1]\n- 2025-03-04 (B): two [2]"
     assert is_timeline(text) and not is_timeline("On May 1 something [1].")
@@ -526,7 +526,7 @@ def test_render_timeline_and_refusal():
 
 def test_parse_day_and_filters():
     import app
-    from rag.ui import parse_day
+    from rag.interfaces.ui import parse_day
 
     assert parse_day("", "since") is None and parse_day(None, "since") is None
     assert parse_day("2026-01-31", "since") == date(2026, 1, 31)

@@ -1,14 +1,13 @@
 """Briefs of a period and overviews of a topic (rag.briefs), on the shipped corpus and on the digests.
 
-The digests half needs a built digests store at NEWSRAG_DIGESTS_STORE (read-only; e.g. /work/stores/digests)
-and fails under CI=true when it is missing. Its period questions come from tests/data/brief_questions.jsonl:
+The digests half uses the digests store of tests/conftest.py (NEWSRAG_DIGESTS_STORE when it holds a built
+store, which it only reads; else built once per session) and fails under CI=true when ../shared is missing. Its period questions come from tests/data/brief_questions.jsonl:
 the "dev" phrasings are the ones the intent rules were written against, the "test" ones were written
 beside them and never tuned on; both must pass.
 """
 from __future__ import annotations
 
 import json
-import os
 import re
 from datetime import date, timedelta
 from pathlib import Path
@@ -16,11 +15,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag.briefs import Event, group_events, plan_brief, rank_events
+from conftest import BUILD_TIMEOUT
+from rag.briefs import TOPIC_HEADLINES, TOPIC_MANY, group_events, plan_brief, rank_events
 from rag.pipeline import NewsBot, QuestionError
 from rag.records import answer_to_dict
 from rag.settings import Settings
 from rag.store import StoryRow
+from scripts.calibrate_events import DEV_MONTHS, TEST_MONTHS, top_event_hit, usable_months
 
 ROOT = Path(__file__).resolve().parents[1]
 QUESTIONS = [json.loads(line) for line in (ROOT / "tests" / "data" / "brief_questions.jsonl").read_text().splitlines()
@@ -153,15 +154,13 @@ def test_brief_method_for_the_api(corpus_store):
 # ---------------------------------------------------------------------------------------------- digests
 
 @pytest.fixture(scope="module")
-def digests_bot():
-    path = os.environ.get("NEWSRAG_DIGESTS_STORE", "")
-    if not path or not (Path(path) / "catalog.sqlite").exists():
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("NEWSRAG_DIGESTS_STORE must name a built digests store on CI")
-        pytest.skip("NEWSRAG_DIGESTS_STORE is not set to a built digests store")
-    return NewsBot(Settings(store_dir=path, today=DIGESTS_TODAY))
+def digests_bot(digests_store):
+    """The digests store of tests/conftest.py: NEWSRAG_DIGESTS_STORE when built, else built once per
+    session (a missing ../shared fails under CI=true)."""
+    return NewsBot(Settings(store_dir=digests_store, today=DIGESTS_TODAY))
 
 
+@pytest.mark.timeout(BUILD_TIMEOUT)     # the first digests test may build the store
 @pytest.mark.parametrize("item", QUESTIONS, ids=[f"{q['split']}:{q['question']}" for q in QUESTIONS])
 def test_digests_period_questions_get_a_cited_brief(digests_bot, item):
     since, until = D.fromisoformat(item["since"]), D.fromisoformat(item["until"])
@@ -176,54 +175,82 @@ def test_digests_period_questions_get_a_cited_brief(digests_bot, item):
     assert a.grounded_ratio >= 0.99
 
 
-def _reference_top_events(bot, since: date, until: date, k: int = 3) -> list[set[str]]:
-    """The month's most-covered events, derived directly from the data: each story with every story of
-    the month within 4 days whose first chunk is nearly the same (cosine >= 0.8), ranked by stories
-    plus distinct outlets, ties to the newer. No grouping rule of rag.briefs is used."""
-    rows = bot.store.story_rows_between(since, until)
-    lex = bot.retriever.lexical()
-    got = lex.vectors([f"{r.id}:0" for r in rows])
-    keep = [r for r in rows if f"{r.id}:0" in got]
-    vecs = np.stack([got[f"{r.id}:0"] for r in keep])
-    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
-    sims = vecs @ vecs.T
-    scored = []
-    for i, r in enumerate(keep):
-        members = [keep[j] for j in range(len(keep))
-                   if sims[i, j] >= 0.8 and abs((keep[j].published_at - r.published_at).days) <= 4]
-        outlets = {o for m in members for o in m.outlets}
-        scored.append((len(members) + len(outlets), r.published_at, {m.id for m in members}))
-    scored.sort(key=lambda x: (x[0], x[1]), reverse=True)
-    return [s[2] for s in scored[:k]]
-
-
-def test_digests_top_event_is_among_the_most_covered(digests_bot):
-    months = [D(2025, m, 1) for m in range(1, 13)] + [D(2026, m, 1) for m in (1, 2, 3, 5)]
-    hits, misses = 0, []
-    for start in months:
-        end = (start.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
-        a = digests_bot.ask(f"What happened in AI in {start.strftime('%B %Y')}?")
-        assert "brief" in a.flags and not a.refused
-        first = a.sources[int(re.findall(r"\[(\d+)\]", a.text.splitlines()[0])[0]) - 1].story_id
-        top = _reference_top_events(digests_bot, start, end)
-        if any(first in ev for ev in top):
-            hits += 1
-        else:
-            misses.append((start.isoformat(), a.text.splitlines()[0][:120]))
-    assert hits / len(months) >= 0.8, misses
+@pytest.mark.timeout(BUILD_TIMEOUT)
+@pytest.mark.parametrize("split", ["dev", "test"])
+def test_digests_top_event_is_among_the_most_covered(digests_bot, split):
+    """Development months were the ones the thresholds were fitted on (scripts/calibrate_events.py); the
+    test months were not looked at. "Most covered" comes from the data, not from rag.briefs' rules."""
+    months = usable_months(digests_bot, DEV_MONTHS if split == "dev" else TEST_MONTHS)
+    assert len(months) >= 12, months
+    results = [(m, *top_event_hit(digests_bot, m)) for m in months]
+    rate = sum(ok for _, ok, _ in results) / len(results)
+    assert rate >= 0.8, (rate, [(m.isoformat(), line) for m, ok, line in results if not ok])
 
 
 OVERVIEW_TOPICS = ["Qwen", "DeepSeek", "Anthropic", "Nvidia", "Mistral", "Gemini", "Llama", "Copilot", "Grok",
                    "Midjourney"]
 
 
+@pytest.mark.timeout(BUILD_TIMEOUT)
 @pytest.mark.parametrize("topic", OVERVIEW_TOPICS)
 def test_digests_overview_opens_with_one_of_the_newest_stories(digests_bot, topic):
     rows = digests_bot.store.story_rows_between(None, DIGESTS_TODAY)
     named = [r for r in rows if re.search(rf"\b{topic}\b", f"{r.title} {r.text}", re.I)]
+    if len(named) > TOPIC_MANY:      # a name in hundreds of stories: relevant = named in the headline
+        heads = [r for r in named if re.search(rf"\b{topic}\b", r.title, re.I)]
+        named = heads if len(heads) >= TOPIC_HEADLINES else named
     third = sorted({r.published_at for r in named}, reverse=True)[:3][-1]
     newest = {r.id for r in named if r.published_at >= third}
     for q in (f"Tell me about {topic}", f"What's going on with {topic}?", f"Catch me up on {topic}"):
         a = digests_bot.ask(q)
         assert "overview" in a.flags and not a.refused, q
         assert _cited_story_ids(a)[0] in newest, (q, a.text.splitlines()[:2])
+
+
+def test_a_broad_topic_narrows_the_brief(bot):
+    a = bot.ask("AI chip news this year")
+    assert "brief" in a.flags and not a.refused
+    assert all(c.published_at >= D(2026, 1, 1) for c in a.citations)
+    cited = [a.sources[c.n - 1] for c in a.citations]
+    about = [s for s in cited if re.search(r"\b(chips?|GPUs?|semiconductors?|Nvidia)\b", f"{s.title} {s.text}", re.I)]
+    assert len(about) >= 0.8 * len(cited) and len(cited) >= 3, [s.title for s in cited]
+    everything = bot.ask("What happened in AI this year?")
+    assert {c.story_id for c in everything.citations} != {c.story_id for c in a.citations}
+
+
+def test_the_chat_renders_a_brief_as_an_event_list(bot):
+    from rag.interfaces import ui
+    d = answer_to_dict(bot.ask("Tell me about Qwen"))
+    html = ui.render_answer(d, "m1")
+    assert 'class="nr-answer nr-brief-answer"' in html
+    assert html.count('<div class="nr-brief-head">') == 2 and "Key milestones" in html
+    assert html.count('<li class="nr-event">') == len(re.findall(r"^- ", d["answer"], re.M))
+    assert html.count('class="nr-card"') == len(d["citations"])
+    assert '<time class="nr-ev-date">' in html and 'href="#m1-s1"' in html
+    hostile = dict(d, answer="- May 2, 2026 · <b>X</b>: <script>alert(1)</script> [1]\n  - also <img src=x> [1]")
+    out = ui.render_answer(hostile, "m2")
+    assert "<script>" not in out and "<img" not in out and "&lt;script&gt;" in out and "nr-ev-also" in out
+
+
+def test_sources_hold_the_cited_stories_then_the_next_of_the_period(bot):
+    a = bot.ask("What happened in AI in the first quarter of 2026?")
+    cited = {c.story_id for c in a.citations}
+    assert "brief" in a.flags and len(a.sources) >= 10
+    assert {s.story_id for s in a.sources[:len(cited)]} == cited
+    assert all(D(2026, 1, 1) <= s.published_at <= D(2026, 3, 31) for s in a.sources)
+
+
+def test_with_no_period_a_brief_covers_the_newest_week(bot):
+    a = bot.ask("What's new in AI?")
+    newest = max(r.published_at for r in bot.store.story_rows())
+    assert "brief" in a.flags and not a.refused and a.filters.until == newest
+    assert a.filters.since in (newest - timedelta(days=6), newest - timedelta(days=30))
+    assert all(a.filters.since <= c.published_at <= newest for c in a.citations) and a.citations
+
+
+def test_the_date_filters_name_the_period_of_a_bare_question(bot):
+    from rag.records import Filters
+    a = bot.ask("What happened?", filters=Filters(since=D(2025, 9, 1), until=D(2025, 9, 30)))
+    assert "brief" in a.flags and not a.refused and len({c.story_id for c in a.citations}) >= 5
+    assert all(D(2025, 9, 1) <= c.published_at <= D(2025, 9, 30) for c in a.citations)
+    assert plan_brief("What happened?", DIGESTS_TODAY) is None      # no period anywhere: not a brief

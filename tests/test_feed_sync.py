@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from ingest.sync import FeedsFileError, load_feeds, parse_duration, start_background_sync, sync_once
-from rag.ui import freshness_line
+from rag.interfaces.ui import freshness_line
 from rag.settings import Settings
 from rag.store import NewsStore
 

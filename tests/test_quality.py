@@ -11,7 +11,6 @@ digests store takes a while: point NEWSRAG_DIGESTS_STORE at an already built one
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections import Counter
 from pathlib import Path
@@ -19,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.quality import DEV_DIGESTS, DEV_REFUSAL, read_jsonl
-from conftest import copied_runs, in_ci, require_digests
+from conftest import BUILD_TIMEOUT, copied_runs, in_ci, require_digests  # noqa: F401 (digests_store: conftest)
 
 
 # ---------------------------------------------------------------------------------------------- the data
@@ -78,29 +77,6 @@ def test_questions_are_our_own_words():
 
 
 # ---------------------------------------------------------------------------------------------- the bar
-
-# Building the digests store (first run, no NEWSRAG_DIGESTS_STORE cache) takes ~20-40 minutes on 2 cores;
-# pytest-timeout counts fixture setup against the first test that needs it.
-BUILD_TIMEOUT = 3600
-
-
-@pytest.fixture(scope="session")
-def digests_store(tmp_path_factory) -> Path:
-    """NEWSRAG_DIGESTS_STORE: reused when it holds a built store, else built there (kept for next time);
-    unset: built once per session in a temporary folder."""
-    digests = require_digests()
-    given = os.environ.get("NEWSRAG_DIGESTS_STORE")
-    if given and (Path(given) / "catalog.sqlite").exists() and \
-            ((Path(given) / "CURRENT").exists() or (Path(given) / "bm25").is_dir()):
-        return Path(given)
-    from ingest.pipeline import ingest_paths
-    from rag.settings import Settings
-
-    store = Path(given) if given else tmp_path_factory.mktemp("digests_store")
-    report = ingest_paths([digests], Settings(store_dir=store), progress=False)
-    assert report.ok and report.stories_total > 10_000, report.error
-    return store
-
 
 # ------------------------------------------------------------------------ the question bank's test split
 

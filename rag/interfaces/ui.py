@@ -407,7 +407,7 @@ def _recent_names(rows: Sequence[Any], since: date) -> list[str]:
     for r in rows:
         if r.published_at < since:
             continue
-        found = headline_names(r.title)
+        found = headline_names(r.title, getattr(r, "text", "") or "")
         for name in found:
             weight[name] += 1 + len(getattr(r, "outlets", None) or [])
         run: list[str] = []

@@ -8,7 +8,7 @@ missing store) it ingests `corpus/` (Settings.corpus_dir) first, printing progre
 Same knobs as environment variables: NEWSRAG_STORE_DIR, NEWSRAG_HOST, NEWSRAG_PORT; a login form with
 NEWSRAG_AUTH_USER + NEWSRAG_AUTH_PASSWORD (programmatic clients may send the same pair as HTTP Basic, or
 NEWSRAG_API_KEY as a bearer key); feedback lines go to NEWSRAG_FEEDBACK_PATH. Every request field is
-capped (rag/limits.py) and the web server sits behind rag/webguard.py.
+capped (rag/limits.py) and the web server sits behind rag/interfaces/webguard.py.
 
 API: a named endpoint `/ask` (gradio_client: `Client(url).predict("question", api_name="/ask")`, with
 optional since/until "YYYY-MM-DD", outlets and tags lists) returns the same JSON as
@@ -566,13 +566,13 @@ LOGIN_PATHS = ("/login",)
 
 
 def guard_middleware(demo, settings: Settings, auth: tuple[str, str] | None):
-    """rag.webguard in front of Gradio's server: body cap, no uploads, login throttling, and HTTP Basic /
+    """rag.interfaces.webguard in front of Gradio's server: body cap, no uploads, login throttling, and HTTP Basic /
     bearer-key requests turned into Gradio's own login session (one per user, reused)."""
     import secrets
 
     from starlette.middleware import Middleware
 
-    from rag.webguard import Guard, LoginThrottle
+    from rag.interfaces.webguard import Guard, LoginThrottle
 
     sessions: dict[str, str] = {}
     lock = threading.Lock()

@@ -31,6 +31,7 @@ import numpy as np
 from rag.records import Filters, Source, date_to_ts
 from rag.store import CURRENT, SNAPSHOTS, NewsStore, slug, source_from_hit
 from rag.text import search_terms
+from rag.vectorindex import Partition, partition_rows, partition_wanted, top_rows
 
 TOKENIZER_VERSION = 2   # bump when lexical_tokens changes: forces a rebuild of saved indexes
 INDEX_FORMAT = 4        # bump when the files saved beside BM25 change: forces a rebuild as well (4: terms)
@@ -103,6 +104,7 @@ def _build(store: NewsStore, prev_dir: Path | None, fresh_vectors: dict[str, np.
     vectors = np.zeros((len(ids), int(store.meta("embed_dim") or 0)), dtype=np.float32)
     tokens: list[list[str]] = []
     from_chroma: list[int] = []
+    reused: set[str] = set()           # chunks whose vector is the previous copy's
     for row, (cid, text, raw, meta) in enumerate(zip(ids, docs, raw_metas, metas)):
         old = prev.get(cid)
         same = old is not None and old[0] == text and old[1] == raw
@@ -110,6 +112,7 @@ def _build(store: NewsStore, prev_dir: Path | None, fresh_vectors: dict[str, np.
         v = fresh_vectors.get(cid)
         if v is None and same and prev_vectors is not None and prev_vectors[old[3]].any():
             v = prev_vectors[old[3]]
+            reused.add(cid)
         if v is None:
             from_chroma.append(row)   # (a chunk Chroma lacks, which a repaired crash can leave, stays zeros)
         else:
@@ -120,6 +123,14 @@ def _build(store: NewsStore, prev_dir: Path | None, fresh_vectors: dict[str, np.
             v = found.get(ids[r])
             if v is not None:
                 vectors[r] = v
+    partition = None
+    if partition_wanted(len(ids)):
+        prev_info = _info(prev_dir) if prev_dir is not None else None
+        prev_part = Partition.open(prev_dir, prev_info["ids"]) if prev_info else None
+        partition, order = partition_rows(vectors, ids, prev_part, reused)
+        # rows in cluster order: a probed cluster is one contiguous slice of the vectors
+        ids, docs, raw_metas, metas, tokens = ([xs[i] for i in order] for xs in (ids, docs, raw_metas, metas, tokens))
+        vectors = vectors[order]
     bm = bm25s.BM25()
     if tokens:
         bm.index(tokens, show_progress=False)
@@ -127,7 +138,7 @@ def _build(store: NewsStore, prev_dir: Path | None, fresh_vectors: dict[str, np.
             "ts": [int(m["published_ts"]) for m in metas],
             "outlets": [json.loads(m.get("outlets_json", "[]")) for m in metas],
             "tags": [json.loads(m.get("tags_json", "[]")) for m in metas]}
-    return bm if tokens else None, info, (docs, raw_metas, tokens), vectors
+    return bm if tokens else None, info, (docs, raw_metas, tokens, partition), vectors
 
 
 def _fsync_dir(d: Path) -> None:
@@ -149,7 +160,8 @@ def build_lexical_index(store: NewsStore, fresh_vectors: dict[str, np.ndarray] |
     store from before snapshots is migrated here: its bm25/ folder seeds the new snapshot and is removed."""
     if not store.writable:
         raise RuntimeError("only the ingest (a writable store) publishes snapshots; readers load them")
-    bm, info, (docs, raw_metas, tokens), vectors = _build(store, _index_dir(store), fresh_vectors)
+    prev_dir = _index_dir(store)
+    bm, info, (docs, raw_metas, tokens, partition), vectors = _build(store, prev_dir, fresh_vectors)
     root = store.dir / SNAPSHOTS
     root.mkdir(exist_ok=True)
     name = f"{time.time_ns():020d}-g{info['generation']}"
@@ -168,6 +180,8 @@ def build_lexical_index(store: NewsStore, fresh_vectors: dict[str, np.ndarray] |
         db.execute("INSERT INTO info VALUES(?)", (info["generation"],))
     db.close()
     (tmp / "chunks.json").write_text(json.dumps(info))
+    if partition is not None:
+        partition.save(tmp)
     for f in tmp.iterdir():      # durable before anything names it
         with open(f, "rb") as fh:
             os.fsync(fh.fileno())
@@ -254,6 +268,7 @@ class LexicalIndex:
         self.dir = directory
         self._db: sqlite3.Connection | None = None
         self._vectors: np.ndarray | None = vectors
+        self._partition: Partition | None = None
         if directory is not None:
             self._open_copy(directory)
 
@@ -271,6 +286,7 @@ class LexicalIndex:
         except (OSError, sqlite3.Error, ValueError, TypeError):
             return
         self._db, self._vectors = db, vectors
+        self._partition = Partition.open(d, self.ids)
 
     @classmethod
     def load(cls, store: NewsStore) -> "LexicalIndex":
@@ -319,22 +335,13 @@ class LexicalIndex:
         return self._vectors is not None and self._vectors.shape[0] == len(self.ids)
 
     def dense_hits(self, vector: np.ndarray, n: int, filters: Filters | None = None) -> list[tuple[str, float]]:
-        """Exact cosine top-n over the snapshot's unit vectors (rows of chunks a filter excludes never
-        rank). Exact where Chroma's HNSW is approximate: at the digests' size HNSW returned 0.993 of
-        the exact top 20."""
+        """Top-n cosine over the snapshot's unit vectors, among the rows a filter allows: exact up to
+        rag.vectorindex.IVF_ABOVE chunks (where Chroma's HNSW found 0.993 of the exact top 20 on the
+        digests), by the snapshot's partition above it."""
         if not self.ids:
             return []
-        scores = np.asarray(self._vectors @ np.asarray(vector, dtype=np.float32), dtype=np.float32)
-        mask = self._mask(filters)
-        if mask is not None:
-            scores = np.where(mask > 0, scores, -np.inf)
-            n = min(n, int(np.count_nonzero(mask)))
-        n = min(n, len(scores))
-        if n <= 0:
-            return []
-        top = np.argpartition(-scores, n - 1)[:n]
-        top = top[np.argsort(-scores[top], kind="stable")]
-        return [(self.ids[i], float(scores[i])) for i in top]
+        q = np.asarray(vector, dtype=np.float32)
+        return [(self.ids[r], s) for r, s in top_rows(self._vectors, q, n, self._mask(filters), self._partition)]
 
     # ---- the chunk copy beside BM25 (see the module docstring) ---------------------------------
     def rows(self, chunk_ids: list[str]) -> dict[str, int]:

@@ -308,6 +308,7 @@ class NewsBot:
         topic: the most widely covered events, each dated and cited. For the API and MCP tools."""
         from rag.briefs import Briefer, period_plan
         q = validate_question(f"{topic} news {period}".strip(), self.settings.max_question_chars)
+        filters = check_filters(filters, self.settings)
         plan = period_plan(period, self.settings.today_date(), topic=" ".join(str(topic).split()))
         if plan is None:
             raise QuestionError(f"\"{period}\" is not a period I can read: try \"today\", \"this week\", "

@@ -112,7 +112,8 @@ class Settings(BaseSettings):
     port: int = 7860
     auth_user: str = ""
     auth_password: SecretStr = SecretStr("")
-    api_key: SecretStr = SecretStr("")        # bearer key for programmatic clients (NEWSRAG_API_KEY)
+    api_key: SecretStr = SecretStr("")        # NEWSRAG_API_KEY: bearer key /v1 and MCP require when set; with
+                                              # the app's login on, the chat's routes accept it too
     login_free_failures: int = 3              # wrong passwords per client before the backoff starts
     login_backoff_seconds: float = 1.0        # then 1, 2, 4 ... seconds between attempts ...
     login_backoff_cap_seconds: float = 300.0  # ... up to this

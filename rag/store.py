@@ -15,6 +15,10 @@ Crash safety: before chunks of a story are written to Chroma its id goes into `p
 its catalogue row and the removal from `pending` are committed together after Chroma has them. Opening
 the store for writing replays `pending`, so a killed ingest leaves no orphan or duplicate chunks and
 the next run redoes exactly the unfinished stories.
+
+Concurrency: one writer at a time (an flock, see take_writer_lock), any number of readers. Readers
+search the snapshot the last ingest published (rag.lexical), so what they see changes only when an
+ingest has finished, never halfway through one.
 """
 from __future__ import annotations
 

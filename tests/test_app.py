@@ -3,7 +3,7 @@
 Fixtures here are session-scoped and shared with tests/test_browser.py (which imports them):
 * `corpus_app`: the app over the conftest `corpus_store` (the real corpus, built once);
 * `first_start_app`: the app started on an EMPTY store dir, with a small corpus (a few real stories and
-  the XSS fixture stories) and basic auth on -- it must ingest first, then serve.
+  the XSS fixture stories) and the login on -- it must ingest first, then serve.
 """
 import ast
 import json
@@ -269,7 +269,7 @@ def test_first_start_ingests_then_serves_with_auth(first_start_app):
     assert "is empty: ingesting" in log
     assert "stories/s" in log
     assert (first_start_app.store / "catalog.sqlite").exists()
-    # basic auth is on: no credentials, no answers
+    # the login is on: no credentials, no answers
     with pytest.raises(Exception):
         Client(first_start_app.url, verbose=False).predict(QWEN_Q, api_name="/ask")
     c = client_for(first_start_app, AUTH)

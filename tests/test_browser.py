@@ -25,7 +25,10 @@ ANSWER_TIMEOUT = 240_000   # ms: a loaded 2-core CI machine answers in seconds, 
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture(scope="session")
+# Module scope: playwright's sync API keeps an event loop running in this thread while it is open, and a
+# session-long one made every later asyncio.run() in the run fail (tests/test_mcp.py: "asyncio.run()
+# cannot be called from a running event loop").
+@pytest.fixture(scope="module")
 def browser():
     if not Path(CHROMIUM).exists():
         if os.environ.get("CI", "").lower() == "true":

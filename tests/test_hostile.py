@@ -104,10 +104,13 @@ def raw_post(app, path: str, headers: dict, body: bytes = b"", declared: int | N
                 f"Content-Length: {declared}" if declared is not None else "Transfer-Encoding: chunked"]
         sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode())
         if declared is None:
-            for i in range(0, len(body), 65536):
-                piece = body[i:i + 65536]
-                sock.sendall(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
-            sock.sendall(b"0\r\n\r\n")
+            try:
+                for i in range(0, len(body), 65536):
+                    piece = body[i:i + 65536]
+                    sock.sendall(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+                sock.sendall(b"0\r\n\r\n")
+            except (BrokenPipeError, ConnectionResetError):     # answered before the body was all sent
+                pass
         data = b""
         while chunk := sock.recv(65536):
             data += chunk
@@ -161,6 +164,28 @@ def test_request_bodies_over_the_cap_are_refused_before_they_are_read(hostile_ap
     status, body = raw_post(hostile_app, "gradio_api/call/ask", {"Content-Type": "application/json"}, big)
     assert status == 413 and b"over the limit of 1000000 bytes" in body
     still_answers(hostile_app, hostile_client)
+
+
+def test_huge_histories_are_refused_with_their_size(hostile_app, hostile_client, hostile_store):
+    # over HTTP: the OpenAI-compatible /v1 on the same server, 10,000 earlier messages
+    messages = [{"role": "user" if i % 2 == 0 else "assistant", "content": f"turn {i}"} for i in range(10_000)]
+    messages.append({"role": "user", "content": QWEN_Q})
+    status, _, body = http(hostile_app, "POST", "v1/chat/completions",
+                           json.dumps({"model": "newsrag", "messages": messages}).encode(),
+                           {"Content-Type": "application/json"})
+    assert status in (400, 413) and b"limit" in body, (status, body[:300])
+    still_answers(hostile_app, hostile_client)
+    # the Python API (and every interface built on NewsBot): turns and size, each with its numbers
+    from rag.limits import RequestError
+    from rag.pipeline import NewsBot
+
+    bot = NewsBot(hostile_store[0])
+    with pytest.raises(RequestError, match="has 21 turns; the limit is 20"):
+        bot.ask("And AMD?", history=[("What did Nvidia announce?", "Nvidia announced chips. [1]")] * 21)
+    with pytest.raises(RequestError, match="is 60000 characters long; the limit is 40000"):
+        bot.ask("And AMD?", history=[("q" * 30_000, "a" * 30_000)])
+    a = bot.ask("What did they announce?", history=[("What did Alibaba announce about Qwen?", "...")] * 20)
+    assert not a.refused and a.citations
 
 
 def test_uploads_are_refused_and_nothing_is_written(hostile_app, hostile_client):
@@ -436,3 +461,15 @@ def test_programmatic_clients_use_http_basic(first_start_app):
     time.sleep(1.1)         # the one wrong header above counts as a failed login: leave the count clean
     assert _login(first_start_app, *AUTH) == 200
 
+
+
+def test_missing_shared_data_fails_under_ci_and_skips_elsewhere(monkeypatch, tmp_path):
+    from conftest import require_shared
+
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI=true but the digests folder is absent"):
+        require_shared(tmp_path / "absent", "the digests folder")
+    monkeypatch.setenv("CI", "")
+    with pytest.raises(pytest.skip.Exception, match="the digests folder is absent"):
+        require_shared(tmp_path / "absent", "the digests folder")
+    assert require_shared(tmp_path, "the folder") == tmp_path

@@ -271,3 +271,40 @@ def test_recovery_deletes_a_story_whose_removal_was_killed_midway(small_store):
     store = NewsStore(settings)
     assert [x.title for x in store.story_rows()] == ["Orbital Robotics doubles arm speed"]
     assert not any(c.startswith(row.id) for c in store.collection.get(include=[])["ids"])
+
+
+# ------------------------------------------------------------------------- dense search of large stores
+
+def test_a_large_snapshot_is_partitioned_and_the_next_one_reuses_its_centroids(tmp_path, monkeypatch):
+    """Above rag.vectorindex.IVF_ABOVE chunks (lowered here so a small store crosses it) a snapshot
+    stores its rows in cluster order with the partition; queries read the nearest clusters and still
+    find each story by its own title; the next ingest keeps the centroids and the clusters of unchanged
+    chunks."""
+    import rag.vectorindex
+    from rag.embedder import get_embedder
+    from rag.lexical import LexicalIndex
+
+    monkeypatch.setattr(rag.vectorindex, "IVF_ABOVE", 40)
+    src = tmp_path / "news"
+    src.mkdir()
+    for i in range(60):
+        (src / f"q{i:03d}.md").write_text(quill_story(i))
+    settings = Settings(store_dir=tmp_path / "store")
+    assert ingest_paths([src], settings, progress=False).new == 60
+    store = NewsStore(settings)
+    lex = LexicalIndex.load(store)
+    assert lex._partition is not None and len(lex.ids) > 40
+    labels = lex._partition.labels_by_id()
+    assert sorted(labels.values()) == [labels[c] for c in lex.ids]            # rows in cluster order
+    emb = get_embedder(settings)
+    titles = {r.id: r.title for r in store.story_rows()}
+    for sid, title in list(titles.items())[:10]:
+        exact = rag.vectorindex.top_rows(lex._vectors, emb.embed_one(title), 1, None, None)
+        assert lex.dense_hits(emb.embed_one(title), 1)[0][0] == lex.ids[exact[0][0]]
+    cents = lex._partition.centroids.copy()
+    (src / "q060.md").write_text(quill_story(60))
+    assert ingest_paths([src], settings, progress=False).new == 1
+    lex2 = LexicalIndex.load(NewsStore(settings))
+    assert np.array_equal(lex2._partition.centroids, cents)
+    again = lex2._partition.labels_by_id()
+    assert all(again[c] == labels[c] for c in labels)

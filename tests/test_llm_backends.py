@@ -129,11 +129,14 @@ def test_make_generator():
 
 @pytest.mark.llm
 def test_openai_compatible_streams_text(llama_server):
-    gen = OpenAICompatibleGenerator(llm_settings(llama_server.base_url))
+    # a question whose answer runs past the GARBAGE_PREFIX_CHARS the generator holds back before the
+    # first piece, so there is something left to stream
+    gen = OpenAICompatibleGenerator(llm_settings(llama_server.base_url, llm_max_tokens=256))
     t0 = time.perf_counter()
     first_at = None
     pieces = []
-    for piece in gen.generate(request("Tell me about Harbor Labs.")):
+    for piece in gen.generate(request("Describe in detail everything the sources report about Harbor Labs, "
+                                      "Vellum Robotics and Corvid AI.")):
         if first_at is None:
             first_at = time.perf_counter() - t0
         pieces.append(piece)

@@ -216,7 +216,7 @@ def test_the_app_serves_a_streamed_cited_answer(corpus_app):
 
 def test_the_apps_login_guards_the_api_too(first_start_app):
     """With the app's login on (and no API key), /v1 needs the login: HTTP Basic with its user and password
-    (rag.webguard turns it into the login session) is answered, a request without it gets OpenAI's 401."""
+    (rag.interfaces.webguard turns it into the login session) is answered, a request without it gets OpenAI's 401."""
     url = first_start_app.url + "v1/chat/completions"
     body = {"model": "newsrag", "messages": [{"role": "user", "content": "What did DeepMind's AlphaFold do at CASP14?"}]}
     r = httpx.post(url, json=body, timeout=120)

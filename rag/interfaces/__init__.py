@@ -1,5 +1,5 @@
-"""The interface layer: the OpenAI-compatible HTTP API, the MCP server, the command line and the chat
-UI's rendering (ui.py, used by app.py).
+"""The interface layer: the OpenAI-compatible HTTP API, the MCP server, the command line, the chat UI's
+rendering (ui.py) and the web guard in front of the HTTP server (webguard.py); the last two serve app.py.
 
 Layers point down only. These modules sit on top of answering (rag.pipeline) and ingest, and may import
 them; nothing in the core (records, text, settings, store, retrieval, generators, pipeline) imports

@@ -211,7 +211,7 @@ class OpenAIChatAPI:
     # -- helpers -------------------------------------------------------------------------------
     def _authorized(self, request) -> bool:
         """Open when neither a key nor a login is configured; else the bearer key, or the host app's
-        login session (rag.webguard turns HTTP Basic or the bearer key into one)."""
+        login session (rag.interfaces.webguard turns HTTP Basic or the bearer key into one)."""
         key = self.settings.api_key.get_secret_value()
         if self.logged_in is not None and self.logged_in(request):
             return True
@@ -375,7 +375,7 @@ def build_router(settings: Settings, get_bot: BotGetter, logged_in: Callable[[An
 
 def gradio_login(gradio_app) -> Callable[[Any], bool] | None:
     """Whether a request carries a session of the Gradio app's login (None: the app has no login).
-    The same cookie Gradio's own routes check; rag.webguard sets it for HTTP Basic and bearer requests."""
+    The same cookie Gradio's own routes check; rag.interfaces.webguard sets it for HTTP Basic and bearer requests."""
     if getattr(gradio_app, "auth", None) is None:
         return None
 

@@ -124,6 +124,14 @@ class Guard:
                 return user or "api"
         return None
 
+    async def _drain(self, receive: Receive) -> None:
+        """Read and drop a request body (at most `max_request_bytes` of it)."""
+        seen, more = 0, True
+        while more and seen <= self.max_request_bytes:
+            message = await receive()
+            seen += len(message.get("body") or b"")
+            more = message.get("type") == "http.request" and message.get("more_body", False)
+
     async def _reply(self, send: Send, status: int, message: str, headers=None) -> None:
         start, body = _json_response(status, message, headers)
         await send(start)
@@ -138,10 +146,12 @@ class Guard:
         root = scope.get("root_path") or ""
         if root and path.startswith(root):
             path = path[len(root):] or "/"
+        length = self._header(scope, b"content-length")
         if any(path == p or path.startswith(p.rstrip("/") + "/") for p in self.upload_paths):
+            if not (length and length.strip().isdigit() and int(length) > self.max_request_bytes):
+                await self._drain(receive)     # a small body is read and dropped: the client gets the answer
             await self._reply(send, 403, "Uploads are disabled: this app takes no files.")
             return
-        length = self._header(scope, b"content-length")
         if length and length.strip().isdigit() and int(length) > self.max_request_bytes:
             await self._reply(send, 413, f"The request body is {int(length)} bytes; the limit is "
                                          f"{self.max_request_bytes} bytes.")

@@ -1,0 +1,217 @@
+"""Soak: chat users answering from a store while a scheduled feed sync ingests new stories into it.
+
+    python benchmarks/soak_bench.py --users 20 --seconds 120 --stories 500 --interval 15 [--chroma]
+
+A local HTTP server on 127.0.0.1 publishes --stories made-up stories over the first 60% of the run,
+spread over five feeds. A real `python -m ingest --feeds ... --every` process syncs them, and two
+reader processes (NewsBots, --users threads between them) ask questions the whole time: about the
+shipped corpus, and about every story released so far. When the run ends, each reader waits one sync
+interval and then checks, without restarting, that every released story is the top dense hit and the
+top BM25 hit for its own question. With --chroma the store's vectors live on a `chroma run` server.
+Prints failed answers (target 0), latency p50/p95, and how many new stories each reader could not find.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from email.utils import format_datetime
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+FEEDS = 5
+SYLLABLES = "ka lo mi ren tu vas qe dor fin gal hu jex ny pol sar tem ul vy wex zo".split()
+CORPUS_QUESTIONS = ["What did Nvidia announce about its chips?", "What is the EU AI Act?",
+                    "What happened with OpenAI recently?", "Which company released a new open model?"]
+
+
+def codename(i: int) -> str:
+    rng = random.Random(i)
+    return "".join(rng.choice(SYLLABLES) for _ in range(3)).capitalize() + f"-{i}"
+
+
+def story(i: int) -> dict:
+    name = codename(i)
+    town = ["Tromso", "Lagos", "Hanoi", "Quito", "Perth", "Bergen", "Accra", "Lima"][i % 8]
+    return {"i": i, "name": name, "question": f"What did the {town} lab announce about {name}?",
+            "title": f"{town} lab unveils the {name} assistant",
+            "text": f"A research lab in {town} unveiled {name}, an assistant model for field technicians, on "
+                    f"March {i % 27 + 1}, 2026. The lab said {name} answers repair questions offline and was "
+                    f"trained on {1000 + i} hours of recorded maintenance work."}
+
+
+def rss(items: list[dict], k: int) -> bytes:
+    body = "".join(
+        f"<item><title>{s['title']}</title><link>http://127.0.0.1/soak/{s['i']}</link>"
+        f"<pubDate>{format_datetime(datetime(2026, 3, s['i'] % 27 + 1, 9, tzinfo=timezone.utc))}</pubDate>"
+        f"<description>{s['text']}</description></item>" for s in items)
+    return (f'<?xml version="1.0"?><rss version="2.0"><channel><title>Soak Wire {k}</title>'
+            f"<link>http://127.0.0.1/</link>{body}</channel></rss>").encode()
+
+
+def serve_feeds(stories: list[dict], start: float, release_s: float) -> tuple[ThreadingHTTPServer, list]:
+    released: list[int] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def do_GET(self):
+            k = int(self.path.strip("/").split(".")[0].removeprefix("feed"))
+            upto = min(len(stories), int(len(stories) * (time.time() - start) / release_s) + 1)
+            items = [s for s in stories[:upto] if s["i"] % FEEDS == k]
+            etag = f'"{len(items)}"'
+            if self.headers.get("If-None-Match") == etag:
+                self.send_response(304)
+                self.end_headers()
+                return
+            released[:] = [max(released[0] if released else 0, upto)]
+            data = rss(items, k)
+            self.send_response(200)
+            self.send_header("ETag", etag)
+            self.send_header("Content-Type", "application/rss+xml")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, released
+
+
+def reader(store_dir: str, chroma_url: str, users: int, seconds: float, interval: float, start: float,
+           release_s: float, stories: list[dict], out) -> None:
+    os.environ["NEWSRAG_CHROMA_URL"] = chroma_url
+    from rag.pipeline import NewsBot
+    from rag.settings import Settings
+
+    bot = NewsBot(Settings(store_dir=store_dir))
+    lat, fails = [], []
+    stop = time.time() + seconds
+
+    def user(u: int) -> None:
+        rng = random.Random(u)
+        while time.time() < stop:
+            released = int(len(stories) * (time.time() - start) / release_s)
+            q = rng.choice(CORPUS_QUESTIONS) if rng.random() < 0.5 or released < 1 else \
+                stories[rng.randrange(min(released, len(stories)))]["question"]
+            t = time.perf_counter()
+            try:
+                bot.ask(q)
+                lat.append(time.perf_counter() - t)
+            except Exception as exc:  # noqa: BLE001 - every failure is what the soak counts
+                fails.append(f"{type(exc).__name__}: {exc}"[:200])
+
+    threads = [threading.Thread(target=user, args=(u,)) for u in range(users)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    time.sleep(interval)                  # one sync interval after the last release, no restart
+    lex = bot.retriever.lexical()
+    titles = {c: s.title for c, s in lex.sources(lex.ids).items()}
+    missing_dense = missing_bm25 = 0
+    for s in stories:
+        qvec = bot.embedder.embed_one(s["question"])
+        top = bot.store.dense_hits(qvec, 1, snapshot=lex)
+        if not top or s["name"] not in titles.get(top[0][0], ""):
+            missing_dense += 1
+        hits = lex.search(s["question"], 1)
+        if not hits or s["name"] not in titles.get(hits[0].chunk_id, ""):
+            missing_bm25 += 1
+    out.put({"lat": lat, "fails": fails, "missing_dense": missing_dense, "missing_bm25": missing_bm25})
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--users", type=int, default=20)
+    ap.add_argument("--seconds", type=float, default=120)
+    ap.add_argument("--stories", type=int, default=500)
+    ap.add_argument("--interval", type=float, default=15)
+    ap.add_argument("--readers", type=int, default=2, help="reader processes")
+    ap.add_argument("--chroma", action="store_true", help="vectors on a `chroma run` server")
+    args = ap.parse_args()
+    import rag.offline  # noqa: F401
+    from ingest.pipeline import ingest_paths
+    from rag.settings import Settings
+
+    tmp = Path(tempfile.mkdtemp(prefix="soak-"))
+    procs: list[subprocess.Popen] = []
+    try:
+        chroma_url = ""
+        if args.chroma:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+            chroma = shutil.which("chroma", path=str(Path(sys.executable).parent))
+            procs.append(subprocess.Popen([chroma, "run", "--path", str(tmp / "chroma"), "--host", "127.0.0.1",
+                                           "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            chroma_url = f"http://127.0.0.1:{port}"
+            import httpx
+            for _ in range(300):
+                try:
+                    if httpx.get(f"{chroma_url}/api/v2/heartbeat", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    time.sleep(0.3)
+        settings = Settings(store_dir=tmp / "store", chroma_url=chroma_url)
+        rep = ingest_paths([ROOT / "corpus"], settings, progress=False)
+        assert rep.ok, rep.error
+        stories = [story(i) for i in range(args.stories)]
+        start = time.time() + 20                          # readers and the sync process start meanwhile
+        release_s = 0.6 * args.seconds
+        server, released = serve_feeds(stories, start, release_s)
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        feeds = tmp / "feeds.yaml"
+        feeds.write_text("feeds:\n" + "".join(f"  - url: {base}/feed{k}.xml\n" for k in range(FEEDS)))
+        every = f"{int(args.interval)}s"
+        procs.append(subprocess.Popen([sys.executable, "-m", "ingest", "--feeds", str(feeds), "--every", every,
+                                       "--store", str(settings.store_dir)], cwd=ROOT,
+                                      env={**os.environ, "NEWSRAG_CHROMA_URL": chroma_url},
+                                      stdout=open(tmp / "sync.log", "w"), stderr=subprocess.STDOUT))
+        ctx = mp.get_context("spawn")
+        out = ctx.Queue()
+        readers = [ctx.Process(target=reader, args=(str(settings.store_dir), chroma_url, args.users // args.readers,
+                                                    args.seconds + 20, args.interval + 5, start, release_s,
+                                                    stories, out)) for _ in range(args.readers)]
+        for r in readers:
+            r.start()
+        results = [out.get(timeout=args.seconds + 900) for _ in readers]
+        for r in readers:
+            r.join()
+        import numpy as np
+        lat = [x for r in results for x in r["lat"]]
+        fails = [x for r in results for x in r["fails"]]
+        print(f"{args.users} users in {args.readers} processes for {args.seconds:.0f}s, "
+              f"{args.stories} stories synced every {every}{' (chroma server)' if chroma_url else ''}: "
+              f"{len(lat)} answers, {len(fails)} failed; p50 {1000 * np.percentile(lat, 50):.0f} ms, "
+              f"p95 {1000 * np.percentile(lat, 95):.0f} ms; new stories not the top hit after one interval: "
+              + ", ".join(f"dense {r['missing_dense']}, BM25 {r['missing_bm25']}" for r in results))
+        for f in fails[:5]:
+            print("  failed:", f)
+    finally:
+        for p in procs:
+            p.terminate()
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

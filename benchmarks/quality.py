@@ -9,9 +9,10 @@ Unanswerable questions are our own (tests/data/dev_refusal.jsonl) plus news-quiz
 time from ../shared (RealTime QA, RGB): their text is never copied into this repository. Quiz questions
 that touch AI or tech companies are dropped by keyword, since the AI-news digests may answer those.
 
-The quality bar (tests/test_quality.py asserts it): hit@5 >= 0.90, refusal of unanswerable >= 0.95,
-false refusal of answerable <= 0.10. "today" is pinned per question (default 2026-06-01) so time words
-("last month", "this week") mean the same thing on every run.
+These development questions are in the question bank's train split (evals/bank/); the quality bar that
+tests/test_quality.py asserts is measured on the bank's test split by `python -m evals.bank_report`.
+"today" is pinned per question (default 2026-06-01) so time words ("last month", "this week") mean the
+same thing on every run.
 """
 from __future__ import annotations
 

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from rag.answerability import holds_name, norm_text
 from evals.gold import CORPUS_GOLD, DEFAULT_DIGESTS_DIR, DIGESTS_GOLD, EVALS_DIR, PROJECT_ROOT
 
 BANK_DIR = EVALS_DIR / "bank"
@@ -96,10 +97,6 @@ def load_stories(path: Path):
     return load_paths([path], Settings()).stories
 
 
-def _norm(text: str) -> str:
-    return " " + re.sub(r"[\s\-_/]+", " ", text.lower()) + " "
-
-
 def _words(text: str) -> list[str]:
     return re.findall(r"[A-Za-z][A-Za-z0-9'’.-]*[A-Za-z0-9]|\d[\d.,]*", text)
 
@@ -108,7 +105,7 @@ class StoreText:
     """Every story's title and text, normalised, to check that a perturbed name occurs nowhere."""
 
     def __init__(self, stories):
-        self.blob = "\n".join(_norm(s.title + " " + s.text) for s in stories)
+        self.blob = "\n".join(norm_text(s.title + " " + s.text) for s in stories)
         self.df: Counter = Counter()
         self.capital: Counter = Counter()      # times a word is written capitalised inside a sentence
         self.seen: Counter = Counter()
@@ -130,14 +127,14 @@ class StoreText:
         return n >= 2 and self.capital.get(w, 0) >= 0.8 * n
 
     def holds(self, phrase: str) -> bool:
-        p = _norm(phrase).strip()
-        return re.search(r"(?<![a-z0-9.])" + re.escape(p) + r"(?![a-z0-9]|\.\d)", self.blob) is not None
+        """In any story, written any way the answerability decision would accept ("$45 M" = "$45 million")."""
+        return holds_name(self.blob, phrase)
 
     def lines_with(self, name: str) -> set[int]:
         """Which stories mention a name (as a whole word), by index: co-occurrence checks intersect these."""
         if not hasattr(self, "_lines"):
             self._lines = self.blob.split("\n")
-        pat = re.compile(r"(?<![a-z0-9])" + re.escape(_norm(name).strip()) + r"(?![a-z0-9])")
+        pat = re.compile(r"(?<![a-z0-9])" + re.escape(norm_text(name).strip()) + r"(?![a-z0-9])")
         return {i for i, line in enumerate(self._lines) if pat.search(line)}
 
 
@@ -159,11 +156,11 @@ def facts_of(story, st: StoreText, store: str) -> StoryFacts | None:
             names.append(run)
     plain = [w for w in _words(title) if w.lower() not in _STOP and len(w) > 3 and not st.is_name(w)]
     rare = [w.lower() for w in sorted(dict.fromkeys(plain), key=lambda w: st.df.get(w.lower(), 0))[:3]]
-    have = _norm(title)
+    have = norm_text(title)
     body_fact = ""
     for m in re.finditer(r"\$?\d[\d,.]*\s?(?:%|percent|million|billion)?|\b[A-Z][a-z]+[A-Z]\w*|\b[A-Z]{2,}\w*", story.text[:600]):
         f = m.group(0).strip().rstrip(".,")
-        if len(f) >= 2 and _norm(f).strip() not in have and not re.fullmatch(r"(19|20)\d\d", f):
+        if len(f) >= 2 and norm_text(f).strip() not in have and not re.fullmatch(r"(19|20)\d\d", f):
             body_fact = f
             break
     return StoryFacts(story.id, title, story.outlets[0], story.published_at, names[:4], rare, body_fact, store)

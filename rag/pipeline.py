@@ -54,6 +54,11 @@ def sentence_cut(buf: str) -> int:
     return cut
 
 
+def _listing(things: list[str]) -> str:
+    things = things[:3]
+    return things[0] if len(things) == 1 else ", ".join(things[:-1]) + " or " + things[-1]
+
+
 def validate_question(question: Any, max_chars: int) -> str:
     if not isinstance(question, str):
         raise QuestionError(f"A question must be text, not {type(question).__name__}.")
@@ -173,7 +178,8 @@ class NewsBot:
             base.flags.append(f"followup:{rewritten_by}")
             if standalone != q:      # show how a follow-up was read, so a wrong reading can be corrected
                 base.notices.append(f"Read as a follow-up: \"{standalone}\"")
-        if r.intent.phrase and (r.intent.since or r.intent.until):
+        base.notices += r.notices
+        if r.intent.phrase and r.intent.scoped and (r.filters.since or r.filters.until):
             base.notices.append(f"Searched stories {self._range_text(r.filters)} (from \"{r.intent.phrase}\").")
         if not r.relevant or not r.context:
             yield from self._refuse(base, r, t0)
@@ -234,6 +240,10 @@ class NewsBot:
         if streamed and streamed_text is not None and streamed_text != v.text:
             yield {"type": "replace", "text": v.text}    # the whole answer's final, checked form
         base.text = v.text
+        if r.absent:     # partly covered: answer what the stories hold, say plainly what they do not
+            gap = f"The news I hold does not cover {_listing(r.absent)}."
+            base.text += "\n" + gap
+            base.notices.append(gap)
         base.citations = v.citations
         base.grounded_ratio = v.grounded_ratio
         base.unsupported_sentences = list(v.unsupported)
@@ -337,14 +347,25 @@ class NewsBot:
         return ""
 
     def _refuse(self, base: Answer, r: Retrieval, t0: float) -> Iterator[dict[str, Any]]:
+        """Refuse, and help: a question one step from what the store holds ("Llama 7" when it has
+        Llama 4) names what is missing and offers the nearest story, as related reading [1], not as
+        evidence."""
         span = self._range_text(r.filters)
-        text = f"{REFUSAL}{(' ' + span) if span else ''}: none of the stories I have answer that question."
-        if r.stories:
-            text += " The closest stories are listed as related reading; they are not evidence for an answer."
+        related = list(r.stories[:3])
+        stem = re.split(r"[\s-]", r.absent[0])[0].lower() if r.absent else ""
+        near = next((s for s in r.stories[:5] if len(stem) > 1 and stem in (s.title + " " + s.text).lower()), None)
+        if near is not None:            # a neighbour of what was asked, not merely the nearest text
+            related = [near] + [s for s in r.stories[:3] if s.story_id != near.story_id][:2]
+            text = (f"I have no news about {_listing(r.absent)}{(' ' + span) if span else ''}. The nearest: "
+                    f"{near.title.rstrip('.')} ({near.outlet}, {human_date(near.published_at)}) [1].")
+        else:
+            text = f"{REFUSAL}{(' ' + span) if span else ''}: none of the stories I have answer that question."
+            if r.stories:
+                text += " The closest stories are listed as related reading; they are not evidence for an answer."
         base.text = text
         base.refused = True
         base.grounded_ratio = 0.0
-        base.related = r.stories[:3]
+        base.related = related
         base.timings["total"] = time.perf_counter() - t0
         yield {"type": "text", "text": text}
         yield {"type": "final", "answer": base}

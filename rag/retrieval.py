@@ -1,9 +1,12 @@
 """Hybrid, date-aware retrieval: dense (Chroma) + BM25, fused by reciprocal rank, then diversified.
 
-Time words in the question become date filters ("last month", "in March 2026", "since 2025") or a
-recency ordering ("latest", "recent"); a latest-question about an old topic still finds it, because
-recency re-orders the relevant stories instead of filtering. Diversity caps chunks per story and mixes
-outlets, so one story cannot fill the context the generator sees.
+Time words that scope a question become date filters ("last month", "news from March 2026", "since
+2025"); dates and outlets that only describe the stories asked about ("the article CNBC published on
+October 1 ... the one about November") rank those stories higher instead, since a filter built from a
+description hides every other story the question needs. A filter that leaves nothing is relaxed, with
+a notice. "latest"/"recent" re-order the relevant stories instead of filtering, so a latest-question
+about an old topic still finds it. Diversity caps chunks per story and mixes outlets, so one story cannot
+fill the context the generator sees. Whether the store answers at all is rag.answerability's decision.
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from datetime import date
 
 import numpy as np
 
+from rag.answerability import absent_things, answerability_features, load_calibration
 from rag.embedder import Embedder
 from rag.lexical import LexicalIndex
 from rag.records import Filters, Source
@@ -40,6 +44,24 @@ class Retrieval:
     evidence: float = 0.0               # the relevance gate's score, >= 1 when relevant (see relevance())
     coverage: float = 0.0               # rarity-weighted share of the question's terms in its best story
     features: list[dict] = field(default_factory=list)   # per top story: dense, coverage, lexical (debugging)
+    answerability: dict = field(default_factory=dict)    # the decision's features (rag.answerability)
+    notices: list[str] = field(default_factory=list)     # e.g. a filter that emptied the results was relaxed
+    absent: list[str] = field(default_factory=list)      # what the question names that no top story mentions
+
+
+def describe_filters(f: Filters) -> str:
+    parts = []
+    if f.since and f.until:
+        parts.append(f"from {f.since.isoformat()} to {f.until.isoformat()}")
+    elif f.since:
+        parts.append(f"since {f.since.isoformat()}")
+    elif f.until:
+        parts.append(f"up to {f.until.isoformat()}")
+    if f.outlets:
+        parts.append("from " + ", ".join(f.outlets))
+    if f.tags:
+        parts.append("tagged " + ", ".join(f.tags))
+    return " ".join(parts) or "in the store"
 
 
 def combine_filters(user: Filters | None, intent: TimeIntent) -> Filters:
@@ -74,9 +96,9 @@ def rrf_fuse(rankings: list[list[Source]], k: int) -> list[Source]:
 class TermStats:
     """How rare each search term is in the store (chunk document frequency from the BM25 index).
 
-    The relevance gate weighs the question's words by rarity: a question is only answerable when the
-    stories we found contain its rare words ("Fuyu-8B", "Rekognition", "toaster"), not just its common
-    ones ("announce", "model"). A term the store has never seen gets the highest weight of all."""
+    Coverage weighs the question's words by rarity: a story that holds the rare words of a question
+    ("Fuyu-8B", "Rekognition") matters more than one holding its common ones ("announce", "model").
+    A term the store has never seen gets the highest weight of all."""
 
     def __init__(self, lexical: LexicalIndex):
         self.generation = lexical.generation
@@ -94,17 +116,7 @@ class TermStats:
         return math.log(1.0 + (self.n - df + 0.5) / (df + 0.5))
 
     def weights(self, query: str) -> dict[str, float]:
-        return {t: self.idf(t) for t in dict.fromkeys(search_terms(query)) if t not in QUESTION_FORM_TERMS}
-
-
-# Words of how a question is asked, not what it is about: rare in a small store, so they must not count
-# as rare words a story has to hold ("What happened in the Bartz case?" is about Bartz).
-QUESTION_FORM_TERMS = frozenset(search_terms(
-    "happen happened happening explain describe details summarize summarise overview anything something "
-    "things going goes get got mention mentioned "
-    # how the answer should look: "Write a detailed account, in five paragraphs, of ..."
-    "write long short brief briefly detailed detail account paragraph paragraphs bullet bullets points "
-    "list summary sentence sentences words please everything tell know give"))
+        return {t: self.idf(t) for t in dict.fromkeys(search_terms(query))}
 
 
 def weighted_coverage(weights: dict[str, float], terms: set[str]) -> float:
@@ -198,40 +210,37 @@ def by_story(ranked: list[Source]) -> list[Source]:
 log = logging.getLogger(__name__)
 
 RERANK_HEAD = 30            # fused candidates a configured cross-encoder re-orders
-# Calibrated with benchmarks/quality.py on the Last Week in AI digests (~12k stories) and the corpus.
 FEATURE_STORIES = 20        # candidate stories whose rarity-weighted coverage is computed
 # 0.6, not 0.3: BM25's length normalisation buries a longer story holding the question's one rare name
-# ("DeepScore") under short ones sharing common words; at 0.6 digests dev hit@1/MRR 0.91/0.941 (same),
-# corpus evals hit@1 0.924 (same) with context recall 0.907 -> 0.932, digests evals hit@1 0.750 -> 0.773
-# and false refusals 0.136 -> 0.114; 1.0 lost corpus hit@1 (0.911).
+# under short ones sharing common words.
 COVERAGE_BOOST = 0.6        # coverage 1.0 adds this share of a first place's RRF score to a story
-GATE_STORIES = 5            # the relevance gate looks for its evidence among this many top stories
-BLEND_COVERAGE = 0.5        # evidence = dense cosine + BLEND_COVERAGE * coverage ...
-BLEND_MIN = 0.78            # ... is enough from this value on
-NAME_COVERAGE = 0.9         # or: a story holding (nearly) all the question's rare words, e.g. an exact name
+GATE_STORIES = 5            # the answerability decision looks at this many top stories
 
 
-def story_evidence(f: dict, min_relevance: float) -> float:
-    """How strongly one candidate story suggests the store answers the question; >= 1 is enough.
-
-    Meaning and words must agree: "What did OpenAI announce about a toaster?" is close in meaning to
-    many OpenAI stories, but none holds "toaster" (the rarest word, so the heaviest), and a quiz
-    question about "the president of FIFA" shares words with an AI story about FIFA's offside cameras
-    while meaning something else. A story holding nearly all of the question's rare words counts on its
-    own, since a dense model knows nothing of a name it never saw ("What happened in the Bartz case?")."""
-    dense, cov = f["dense"], f["coverage"]
-    if dense < min_relevance:
-        return 0.0
-    return max((dense + BLEND_COVERAGE * cov) / BLEND_MIN, cov / NAME_COVERAGE if cov >= NAME_COVERAGE else 0.0)
+def relevance(answerability: dict[str, float]) -> tuple[bool, float]:
+    """(answerable?, probability) from the fitted decision in rag/calibration.json."""
+    cal = load_calibration()
+    p = cal.probability(answerability)
+    return p >= cal.threshold, p
 
 
-def relevance(features: list[dict], min_relevance: float) -> tuple[bool, float, float]:
-    """(relevant, evidence, coverage of the best story) from the top candidates' features."""
-    top = features[:GATE_STORIES]
-    if not top:
-        return False, 0.0, 0.0
-    evidence, best = max(((story_evidence(f, min_relevance), f) for f in top), key=lambda x: x[0])
-    return evidence >= 1.0, evidence, best["coverage"]
+def boost_by_descriptors(ranked: list[Source], question: str, periods, rrf_k: int) -> list[Source]:
+    """Rank up stories whose date falls in a period the question describes, or whose outlet it names.
+
+    "the article CNBC published on October 1" is a description, not a scope: the story that matches it
+    should rank first without every other story being filtered away."""
+    from rag.answerability import period_match
+
+    cal = load_calibration()
+    q = question.lower()
+    date_bonus = cal.date_boost / (rrf_k + 1)
+    outlet_bonus = cal.outlet_boost / (rrf_k + 1)
+    for s in ranked:
+        if periods:
+            s.score += date_bonus * period_match(periods, [s.published_at], slack_days=3)
+        if any(len(o) >= 4 and o.lower() in q for o in s.outlets):
+            s.score += outlet_bonus
+    return sorted(ranked, key=lambda s: -s.score)
 
 
 def boost_by_coverage(ranked: list[Source], features: list[dict], rrf_k: int) -> list[Source]:
@@ -392,10 +401,11 @@ class Retriever:
                 out.append(src)
         return out
 
-    def story_features(self, query: str, ranked: list[Source], limit: int) -> list[dict]:
+    def story_features(self, query: str, ranked: list[Source], limit: int,
+                       weights: dict[str, float] | None = None) -> list[dict]:
         """Per candidate story, in fused rank order: best dense cosine, best BM25 score, and the
         rarity-weighted share of the question's terms the story contains."""
-        weights = self.term_stats().weights(query)
+        weights = self.term_stats().weights(query) if weights is None else weights
         heads = by_story(ranked)[:limit]
         keep = {s.story_id for s in heads}
         terms = story_terms([s for s in ranked if s.story_id in keep], self.cached_terms)
@@ -407,6 +417,24 @@ class Retriever:
                 lex[s.story_id] = max(lex.get(s.story_id, 0.0), s.lexical_score or 0.0)
         return [{"story_id": s.story_id, "rank": i + 1, "dense": dense[s.story_id], "lexical": lex[s.story_id],
                  "coverage": weighted_coverage(weights, terms[s.story_id])} for i, s in enumerate(heads)]
+
+    def answerability(self, question: str, ranked: list[Source], top: list[dict], weights: dict[str, float],
+                      intent: TimeIntent) -> tuple[dict[str, float], list[str]]:
+        """The decision's features over the top stories (see rag.answerability.FEATURES), and what the
+        question names that none of them mentions."""
+        keep = {f["story_id"] for f in top}
+        parts = [s for s in ranked if s.story_id in keep]
+        text: dict[str, str] = {}
+        for s in parts:
+            text[s.story_id] = text.get(s.story_id, s.title) + " " + s.text
+        head = {s.story_id: s for s in by_story(parts)}
+        absent = absent_things(question, " ".join(text.values()) + " " + " ".join(
+            o for s in head.values() for o in s.outlets))
+        return answerability_features(
+            question=question, story_feats=top, weights=weights,
+            story_terms=story_terms(parts, self.cached_terms), story_text=text, n_docs=self.term_stats().n,
+            periods=intent.periods, published={i: s.published_at for i, s in head.items()},
+            outlets={i: s.outlets for i, s in head.items()}), absent
 
     def retrieve(self, question: str, *, k: int | None = None, filters: Filters | None = None,
                  today: date | None = None) -> Retrieval:
@@ -431,17 +459,42 @@ class Retriever:
                          relevant=any(p.relevant for p in parts), best_dense=max(p.best_dense for p in parts),
                          evidence=max(p.evidence for p in parts), coverage=max(p.coverage for p in parts),
                          features=[f for p in parts for f in p.features],
+                         answerability=max((p.answerability for p in parts), key=lambda a: a.get("p", 0.0)),
+                         absent=[a for p in parts for a in p.absent],
+                         notices=[n for p in parts for n in p.notices if n not in first.notices] + first.notices,
                          timings={key: sum(p.timings.get(key, 0.0) for p in parts) for key in first.timings})
 
     def _retrieve(self, question: str, *, k: int | None = None, filters: Filters | None = None,
                   today: date | None = None) -> Retrieval:
+        """Search within the question's scope; when that scope (the question's or the user's) leaves
+        nothing that answers, search again without it and say so, instead of refusing silently."""
+        today = today or self.settings.today_date()
+        intent = parse_time_intent(question, today)
+        scoped = combine_filters(filters, intent) if intent.scoped else replace(filters) if filters else Filters()
+        r = self._search(question, intent, scoped, k=k, today=today)
+        if r.relevant and r.stories:
+            return r
+        wider = [(replace(filters) if filters else Filters(), "the dates in the question")] if intent.scoped else []
+        if filters is not None and not filters.is_empty() and not r.stories:
+            wider.append((Filters(), "your filters"))
+        for f, what in wider:
+            if f == scoped:
+                continue
+            again = self._search(question, intent, f, k=k, today=today)
+            if again.stories and (again.relevant or not r.stories):
+                span = describe_filters(scoped)
+                again.notices.append(f"No story {span} answers this, so I searched beyond {what}."
+                                     if r.stories else f"No story matches {what} ({span}), so I searched beyond them.")
+                for key, v in r.timings.items():
+                    again.timings[key] = again.timings.get(key, 0.0) + v
+                return again
+        return r
+
+    def _search(self, question: str, intent: TimeIntent, eff: Filters, *, k: int | None, today: date) -> Retrieval:
         t0 = time.perf_counter()
         st = self.settings
         k = k or st.top_k
-        today = today or st.today_date()
-        intent = parse_time_intent(question, today)
         query = intent.query.strip() or question
-        eff = combine_filters(filters, intent)
         n = max(st.candidates, 3 * k)
         qvec = self.embedder.embed_one(query)
         t1 = time.perf_counter()
@@ -462,13 +515,19 @@ class Retriever:
                 v = vecs.get(s.chunk_id)
                 s.dense_score = float(v @ qvec) if v is not None else 0.0
         best_dense = max((s.dense_score or 0.0 for s in ranked), default=0.0)
-        features = self.story_features(query, ranked, FEATURE_STORIES)
+        weights = self.term_stats().weights(query)
+        features = self.story_features(query, ranked, FEATURE_STORIES, weights=weights)
         ranked = boost_by_coverage(ranked, features, st.rrf_k)
+        if not intent.scoped:
+            ranked = boost_by_descriptors(ranked, question, intent.periods, st.rrf_k)
         order = {s.story_id: i for i, s in enumerate(by_story(ranked))}
         features = sorted(features, key=lambda f: order.get(f["story_id"], len(order)))
         for i, f in enumerate(features):
             f["rank"] = i + 1
-        relevant, evidence, coverage = relevance(features, st.min_relevance)
+        answerability, absent = self.answerability(question, ranked, features[:GATE_STORIES], weights, intent)
+        relevant, evidence = relevance(answerability)
+        answerability["p"] = evidence
+        coverage = answerability["coverage_best"]
         if intent.recency and ranked:
             gate = max(st.min_relevance, best_dense - 0.15)
             hot = [s for s in ranked if (s.dense_score or 0) >= gate]
@@ -490,6 +549,6 @@ class Retriever:
         t4 = time.perf_counter()
         return Retrieval(question=question, query=query, intent=intent, filters=eff, context=context,
                          stories=stories, relevant=relevant, best_dense=best_dense, features=features,
-                         evidence=evidence, coverage=coverage,
+                         evidence=evidence, coverage=coverage, answerability=answerability, absent=absent,
                          timings={"embed_query": t1 - t0, "dense": t2 - t1, "lexical": t3 - t2,
                                   "fuse": t4 - t3, "retrieve": t4 - t0})

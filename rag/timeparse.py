@@ -41,6 +41,8 @@ class TimeIntent:
     query: str                   # the question without its time words, for retrieval
     phrase: str | None           # the matched time phrase as the user wrote it, for display
     spans: tuple[tuple[int, int], ...] = ()   # where the hard time phrases sat in the question
+    periods: tuple[tuple[date, date], ...] = ()   # each phrase's own dates (open ends closed at the extremes)
+    scoped: bool = False         # the dates scope the question (a filter), not describe its stories (a boost)
 
     @property
     def bounded(self) -> bool:
@@ -366,6 +368,7 @@ class _Hit:
     until: date | None
     phrase: str
     from_to: bool = False
+    kind: str = "plain"           # "range" (between/from ... to), "open" (since/before/...), "plain"
 
 
 _RANGE_HEAD = _c(r"(?P<w>between|from)\s+(?:the\s+)?")
@@ -400,7 +403,8 @@ def _range_at(text: str, pos: int, today: date) -> _Hit | None:
     elif a.rebase and b.rebase and a.since > b.since:   # "between November and February"
         a = _rebased(a, b.since.year - 1) or a
     since, until = min(a.since, b.since), max(a.until, b.until)
-    return _Hit(pos, second[0], since, until, text[pos:second[0]], from_to=head["w"].lower() == "from")
+    return _Hit(pos, second[0], since, until, text[pos:second[0]], from_to=head["w"].lower() == "from",
+                kind="range")
 
 
 def _rebased(p: _Period, year: int) -> _Period | None:
@@ -427,7 +431,7 @@ def _open_at(text: str, pos: int, today: date) -> _Hit | None:
         since, until = None, p.until
     if p.since > today:
         return None
-    return _Hit(pos, end, since, until, text[pos:end])
+    return _Hit(pos, end, since, until, text[pos:end], kind="open")
 
 
 def _plain_at(text: str, pos: int, today: date) -> _Hit | None:
@@ -523,6 +527,25 @@ def _clean_query(text: str, fallback: str) -> str:
     return q or normalize_space(fallback).rstrip(" ?!.")
 
 
+# Words that make a date describe an article rather than scope the question: "the article published on
+# October 1", "the report from June 2025", "the story CNBC ran in March".
+_DESCRIBES = _c(r"\b(?:article|articles|report|reports|reported|story|stories|piece|post|posted|coverage|"
+                r"covered|published|ran|appeared|dated|issue|interview|one|ones|op-ed|column)\b"
+                r"(?:\W+\w+){0,2}\W*$")
+
+
+def is_scope(text: str, hits: list[_Hit]) -> bool:
+    """Whether the question's dates scope it ("news from March 2026", "what happened last week", "since
+    2025") rather than describe the stories it is about ("the article published on October 1 ... the one
+    about November"). Dates that describe should rank stories, not hide every other one: a question
+    naming two or more plain dates, or a date right after an article word, is describing."""
+    if not hits:
+        return False
+    if any(_DESCRIBES.search(text[max(0, h.start - 60):h.start]) for h in hits if h.kind == "plain"):
+        return False
+    return sum(h.kind == "plain" for h in hits) <= 1
+
+
 def parse_time_intent(question: str, today: date) -> TimeIntent:
     """Read the time scope of a news question relative to `today` (see the module docstring for rules)."""
     text = question or ""
@@ -548,4 +571,6 @@ def parse_time_intent(question: str, today: date) -> TimeIntent:
         query=_clean_query(stripped, text),
         phrase=" and ".join(normalize_space(h.phrase) for h in hits) or None,
         spans=tuple((h.start, h.end) for h in hits),
+        periods=tuple((h.since or date.min, min(h.until or today, today)) for h in hits),
+        scoped=is_scope(text, hits) and (since is not None or until is not None),
     )

@@ -33,5 +33,11 @@ rc=$?
 set -e
 if [ "$rc" = 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi
 if [ "$rc" != 0 ]; then exit "$rc"; fi
-# The evaluation suite is a gate too: it fails when a metric falls below evals/thresholds.json.
-.venv/bin/python -m evals --store "$PWD/.eval-store"
+# The evaluation suite is a gate too: it fails when a metric falls below evals/thresholds.json, for the
+# corpus gold set and for the digests gold set (over the digests store the quality tests above used).
+.venv/bin/python -m evals --store "$PWD/.eval-store" --no-progress --no-charts
+if [ -n "${NEWSRAG_DIGESTS_STORE:-}" ] && [ -f "$NEWSRAG_DIGESTS_STORE/catalog.sqlite" ]; then
+  .venv/bin/python -m evals --gold evals/gold_digests.jsonl --store "$NEWSRAG_DIGESTS_STORE" --no-progress --no-charts
+elif [ "${CI:-}" = true ]; then
+  echo "error: no digests store (NEWSRAG_DIGESTS_STORE) to gate evals/gold_digests.jsonl against" >&2; exit 1
+fi

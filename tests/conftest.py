@@ -87,3 +87,22 @@ def digests_store(tmp_path_factory) -> Path:
     report = ingest_paths([digests], Settings(store_dir=store), progress=False)
     assert report.ok and report.stories_total > 10_000, report.error
     return store
+
+
+def copied_runs(questions: list[tuple[str, str]], n: int = 8) -> list[tuple[str, str]]:
+    """(id, run) for every n-word run of a question that also occurs in the (unlicensed) digests: our
+    questions may carry their facts, never their sentences."""
+    import re
+
+    def words(text: str) -> list[str]:
+        return re.findall(r"[a-z0-9$%']+", text.lower())
+
+    runs = set()
+    for path in require_digests().glob("*.md"):
+        w = words(re.sub(r"https?://\S+", " ", path.read_text(encoding="utf-8")))
+        runs.update(" ".join(w[i:i + n]) for i in range(len(w) - n + 1))
+    out = []
+    for qid, question in questions:
+        w = words(question)
+        out += [(qid, " ".join(w[i:i + n])) for i in range(len(w) - n + 1) if " ".join(w[i:i + n]) in runs]
+    return out

@@ -157,6 +157,23 @@ def test_cli_ask_and_retrieve(corpus_store):
     assert p.returncode == 2 and "python -m ingest" in p.stderr and "Traceback" not in p.stderr
 
 
+def test_a_near_miss_is_refused_with_what_the_store_holds_instead(bot):
+    """"Llama 7" when the news holds Meta's LLaMA: refused, saying what is missing and naming the
+    neighbour as related reading [1], not as evidence."""
+    a = bot.ask("What did Meta announce about Llama 7?")
+    assert a.refused and not a.citations
+    assert a.text.startswith("I have no news about Llama 7. The nearest: ") and a.text.endswith("[1].")
+    assert a.related and "llama" in (a.related[0].title + a.related[0].text).lower()
+    assert a.related[0].title.rstrip(".") in a.text
+
+
+def test_a_filter_that_leaves_nothing_is_relaxed_with_a_notice(bot):
+    """The question's own dates scope it, but nothing then answers: search beyond them and say so."""
+    a = bot.ask("How many transistors does Nvidia's H100 have, according to news from last week?")
+    assert not a.refused and any("searched beyond" in n for n in a.notices), (a.notices, a.text[:200])
+    assert any(s.published_at.year == 2022 for s in a.sources)
+
+
 def test_citations_point_into_sources_over_many_questions(bot):
     """The JSON contract: every citation names a story listed in `sources`, whatever kind of question
     (timelines and comparisons hand the generator stories from below the top k) and whatever k."""
@@ -173,3 +190,10 @@ def test_citations_point_into_sources_over_many_questions(bot):
         outside += [(q, c.story_id) for c in a.citations if c.story_id not in listed]
     assert cited >= 2 * len(questions) // 3, "too few citations for the check to mean anything"
     assert not outside, outside
+
+
+def test_a_partly_covered_question_answers_its_part_and_says_what_is_not_covered(bot):
+    a = bot.ask("How much did Microsoft invest in OpenAI in 2023, and what did Zorblax think of the deal?")
+    assert not a.refused and a.citations
+    assert a.text.rstrip().endswith("The news I hold does not cover Zorblax.")
+    assert "The news I hold does not cover Zorblax." in a.notices

@@ -1,28 +1,24 @@
-"""The quality bar over the Last Week in AI digests (~12,000 stories), measured with the real NewsBot.
+"""The quality bar over the Last Week in AI digests (~12,000 stories) and the corpus, measured with the
+real NewsBot on the question bank's TEST split (evals/bank/test.jsonl plus the news-quiz questions of that
+split), which nothing was fitted or tuned on: near-misses and premise-false events refused, answerable and
+long compositional questions answered, every gold story of a multi-story question in the top 10. The gates
+are in evals/thresholds.json ("bank_test"), set from the measured test figures minus a stated margin
+(evals/README.md).
 
-- a question answered by one story finds that story in the top 5 at least 90% of the time;
-- a question the digests cannot answer is refused at least 95% of the time;
-- an answerable question is refused at most 10% of the time.
-
-Development questions are ours (tests/data/dev_*.jsonl); news-quiz questions come from ../shared at run
-time (see benchmarks/quality.py). Building the digests store takes a long while: point
-NEWSRAG_DIGESTS_STORE at an already built one (python -m ingest <digests> --store DIR) to reuse it.
+The old development questions (tests/data/dev_*.jsonl) are in the bank's train split now. Building the
+digests store takes a while: point NEWSRAG_DIGESTS_STORE at an already built one to reuse it.
 """
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from benchmarks.quality import (DEV_DIGESTS, DEV_REFUSAL, evaluate, load_answerable, load_unanswerable,
-                                open_bot, read_jsonl)
-from conftest import BUILD_TIMEOUT, in_ci, require_digests  # noqa: F401 (digests_store: conftest)
-
-HIT5_MIN, REFUSAL_MIN, FALSE_REFUSAL_MAX = 0.90, 0.95, 0.10
+from benchmarks.quality import DEV_DIGESTS, DEV_REFUSAL, read_jsonl
+from conftest import BUILD_TIMEOUT, copied_runs, in_ci, require_digests  # noqa: F401 (digests_store: conftest)
 
 
 # ---------------------------------------------------------------------------------------------- the data
@@ -74,60 +70,49 @@ def test_every_gold_story_is_a_digest_story_of_either_layout(digest_stories):
     assert layouts["lead"] >= 20 and layouts["one-line"] >= 20, layouts
 
 
-def _words(text: str) -> list[str]:
-    return re.findall(r"[a-z0-9$%']+", text.lower())
-
-
 def test_questions_are_our_own_words():
     """No 8-word run of a question appears in the (unlicensed) digests: facts yes, sentences no."""
-    digests = require_digests()
-    runs = set()
-    for path in digests.glob("*.md"):
-        w = _words(re.sub(r"https?://\S+", " ", path.read_text(encoding="utf-8")))
-        runs.update(" ".join(w[i:i + 8]) for i in range(len(w) - 7))
-    copied = []
-    for r in read_jsonl(DEV_DIGESTS) + read_jsonl(DEV_REFUSAL):
-        w = _words(r["question"])
-        copied += [(r["id"], " ".join(w[i:i + 8])) for i in range(len(w) - 7) if " ".join(w[i:i + 8]) in runs]
-    assert not copied
+    rows = read_jsonl(DEV_DIGESTS) + read_jsonl(DEV_REFUSAL)
+    assert not copied_runs([(r["id"], r["question"]) for r in rows])
 
 
 # ---------------------------------------------------------------------------------------------- the bar
 
+# ------------------------------------------------------------------------ the question bank's test split
+
+def _bank_gates() -> dict:
+    raw = json.loads((Path(__file__).resolve().parents[1] / "evals" / "thresholds.json").read_text(encoding="utf-8"))
+    return raw["sets"]["bank_test"]["metrics"]
+
+
 @pytest.fixture(scope="session")
-def figures(digests_store):
-    bot = open_bot(digests_store)
-    unanswerable = load_unanswerable()
-    if len(unanswerable) < 100:
-        reason = "../shared/data/realtimeqa or rgb-en-fact is absent: too few unanswerable questions"
+def bank_figures(digests_store, corpus_store):
+    """The bank's test split (never fitted or tuned on), asked of the digests store and the corpus."""
+    from evals.bank_report import bank_rows, open_bots, run_rows, summarise
+
+    rows = bank_rows("test")
+    if not any(r["kind"] == "quiz" for r in rows):
+        reason = "../shared/data/realtimeqa and rgb-en-fact are absent: no quiz questions in the test split"
         if in_ci():
             pytest.fail(f"CI=true but {reason}", pytrace=False)
         pytest.skip(reason)
-    summary, answerable_out, unanswerable_out = evaluate(bot, load_answerable(), unanswerable)
+    results = run_rows(open_bots(digests_store, corpus_store.store_dir), rows, ask=True, progress=False)
+    summary = summarise(results)
     print(json.dumps(summary, indent=2))
-    return summary, answerable_out, unanswerable_out
+    return summary, results
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(BUILD_TIMEOUT)
-def test_answering_story_is_in_the_top_5(figures):
-    summary, answerable, _ = figures
-    misses = [(o.case.id, o.rank, o.case.question) for o in answerable if not o.rank or o.rank > 5]
-    assert summary["hit@5"] >= HIT5_MIN, misses
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(BUILD_TIMEOUT)
-def test_unanswerable_questions_are_refused(figures):
-    summary, _, unanswerable = figures
-    answered = [(o.case.id, o.case.question, o.top[:1]) for o in unanswerable if not o.refused]
-    assert summary["unanswerable"] >= 100
-    assert summary["refusal"] >= REFUSAL_MIN, answered
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(BUILD_TIMEOUT)
-def test_answerable_questions_are_not_refused(figures):
-    summary, answerable, _ = figures
-    refused = [(o.case.id, o.case.question) for o in answerable if o.refused]
-    assert summary["false_refusal"] <= FALSE_REFUSAL_MAX, refused
+@pytest.mark.parametrize("metric", ["near_miss_refused", "premise_false_refused", "quiz_refused",
+                                    "answerable_refused", "compositional_refused", "multi_story_top10"])
+def test_bank_test_split_meets_its_gate(bank_figures, metric):
+    summary, results = bank_figures
+    gate = _bank_gates()[metric]
+    value = summary[metric]
+    assert value is not None, metric
+    misses = [(r["id"], r["question"][:100]) for r in results if r["kind"] in metric][:10]
+    if "min" in gate:
+        assert value >= gate["min"], (metric, value, gate, misses)
+    if "max" in gate:
+        assert value <= gate["max"], (metric, value, gate, misses)

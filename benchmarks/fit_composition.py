@@ -1,4 +1,4 @@
-"""Fit the extractive generator's sentence-scoring weights (rag.generators.extractive.COMPOSITION).
+"""Fit the extractive generator's sentence-scoring weights (rag.calibration.COMPOSITION).
 
     python benchmarks/fit_composition.py --store DIGESTS_STORE --gold evals/bank/train.jsonl --gold evals/bank/dev.jsonl \
         --only-store digests --every 12 --corpus-store CORPUS_STORE
@@ -9,7 +9,7 @@ coverage, the story's dense score, lead position, cosine to the question (the re
 holds what the question type asks for. A grid over the weights then picks the one whose best-scoring
 sentence comes from a gold story most often -- the answer's first sentence and first citation -- with
 ties going to the smaller change from the current weights. Prints the table and the winning weights;
-copy them into COMPOSITION by hand (the commit says which run).
+copy them into rag/calibration.py COMPOSITION by hand (the commit says which run).
 
 With --bars it fits other_story_bar instead (F1 of cited stories against gold stories, multi-story
 questions included, plus the share of answers holding the key fact). recency_bar is not fitted: train/dev hold no "latest" questions.
@@ -80,7 +80,7 @@ def first_gold(data, w: dict) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from rag.generators.extractive import COMPOSITION
+    from rag.calibration import COMPOSITION
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--store", type=Path, required=True)
@@ -123,7 +123,8 @@ def fit_bars(args) -> int:
     hold the question's key fact (must_include). The key fact is the issue's target, so it decides;
     F1 breaks ties."""
     from rag.generators.base import GenerationRequest
-    from rag.generators.extractive import COMPOSITION, ExtractiveGenerator
+    from rag.calibration import COMPOSITION
+    from rag.generators.extractive import ExtractiveGenerator
     from evals.metrics import normalize_for_match
     from rag.verify import extract_markers
 

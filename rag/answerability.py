@@ -19,7 +19,7 @@ from datetime import date, timedelta
 from functools import lru_cache
 from pathlib import Path
 
-CALIBRATION = Path(__file__).resolve().parent / "calibration.json"
+from rag.calibration import ANSWERABILITY_FILE as CALIBRATION
 
 # The order the fitted coefficients refer to; evals.calibrate writes them under these names.
 FEATURES = (

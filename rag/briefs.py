@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 
+from rag.calibration import EVENT_DAYS, NAMED_EVENT_COSINE, SAME_EVENT_COSINE
 from rag.records import Answer, Filters, Source
 from rag.store import StoryRow
 from rag.text import STOPWORDS, names, normalize_space, search_terms, split_sentences, words
@@ -34,16 +35,8 @@ from rag.verify import verify_answer
 if TYPE_CHECKING:
     from rag.pipeline import NewsBot
 
-# ------------------------------------------------------------------------------------ calibration
-# Fitted by scripts/calibrate_events.py on the Last Week in AI digests store (development months 2023-2024:
-# the brief's top event is one of the month's 3 most-covered 0.917 of the time; test months 0.951; see its
-# docstring for the grid). Two stories report one event when published within EVENT_DAYS of each other
-# and the cosine of their first chunks' vectors is at least SAME_EVENT_COSINE, or at least
-# NAMED_EVENT_COSINE when their headlines also share a name (a company, a model): a middling cosine alone
-# joins stories that merely share a subject.
-EVENT_DAYS = 4
-SAME_EVENT_COSINE = 0.75
-NAMED_EVENT_COSINE = 0.70
+# ------------------------------------------------------------------------------------ event limits
+# Event thresholds are fitted constants (rag/calibration.py); these caps are design choices.
 MAX_EVENT_SPAN_DAYS = 10      # no chain of pairwise links may turn a month of one company's news into an event
 MAX_EVENT_STORIES = 12
 # How many events a brief shows: a reader scans a week in a handful of lines and a year in ten.

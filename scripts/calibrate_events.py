@@ -1,4 +1,5 @@
-"""Fit the event-grouping thresholds of rag.briefs on the digests: how alike two stories must be to be one event.
+"""Fit the event-grouping thresholds of rag.briefs on the digests: how alike two stories must be to be one
+event. The chosen values are kept in rag/calibration.py.
 
     python scripts/calibrate_events.py --store /path/to/digests-store [--today 2026-05-27]
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from datetime import date
 from typing import Iterator
 
+from rag.calibration import COMPOSITION
 from rag.embedder import Embedder
 from rag.generators.base import GenerationRequest
 from rag.text import numbers, search_terms, split_sentences
@@ -32,28 +33,6 @@ def human_date(d: date) -> str:
     return f"{d.strftime('%B')} {d.day}, {d.year}"
 
 
-# The composition's constants, in one place. The scoring weights are fitted by
-#   python benchmarks/fit_composition.py --store DIGESTS_STORE --gold evals/bank/train.jsonl \
-#       --gold evals/bank/dev.jsonl --only-store digests --every 12 --corpus-store CORPUS_STORE
-# (190 answerable train/dev questions of both stores; the answer's first sentence is from a gold story
-# for 0.811 of them). The question's own cosine got weight 0 there: the bank's template questions are
-# keyword lists, and the story's rank already carries their meaning.
-COMPOSITION = {
-    "lexical": 0.55,          # base score = lexical * rare-word coverage + prior * story dense score
-    "prior": 0.20,            #   + rank * 1/(the story's rank in the context) + lead * (story's first sentence)
-    "rank": 0.50,
-    "lead": 0.10,
-    "semantic": 0.0,          # final = (1 - semantic) * base + semantic * cosine(sentence, question) ...
-    "cue": 0.10,              # ... + cue when the sentence holds what the question type asks for
-    # Another story joins when its best sentence's content score (without the story's rank) is >= bar *
-    # the best one's. Fitted by the same script with --bars (466 train/dev questions, 134 with a key
-    # fact, 67 with several gold stories): key fact in the answer 0.948 at 0.6-0.9 (0.925 at 1.0), and
-    # of those 0.9 cites the fewest stories that are not gold (F1 0.721). Comparisons still get a
-    # sentence per subject.
-    "other_story_bar": 0.90,
-    # Not fitted: train/dev hold no "latest" questions.
-    "recency_bar": 0.75,      # "latest": the newest story whose story relevance >= bar * the best story's
-}
 
 
 @dataclass

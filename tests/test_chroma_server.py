@@ -18,7 +18,7 @@ import pytest
 from ingest.pipeline import ingest_paths
 from rag.settings import Settings
 from rag.store import NewsStore, StoreError
-from tests.test_ingest import BODY_A, BODY_B, story_md
+from tests.test_ingest import story_md, two_story_folder
 from tests.test_live_store import ZEPHYR, quill_story
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,12 +73,7 @@ def chroma_server(tmp_path):
 def test_a_store_on_a_chroma_server_serves_and_ingests_at_once(tmp_path, chroma_server):
     from rag.pipeline import NewsBot
 
-    src = tmp_path / "news"
-    src.mkdir()
-    (src / "a.md").write_text(story_md("Orbital Robotics doubles arm speed", "2026-03-03", "Robot Report",
-                                       "https://example.org/robot/orbital-kestrel-4", BODY_A, ("robotics",)))
-    (src / "b.md").write_text(story_md("Harbor Labs opens Tern-2 speech model", "2026-03-04", "AI Wire",
-                                       "https://example.org/ai/harbor-tern-2", BODY_B, ("models",)))
+    src = two_story_folder(tmp_path)
     settings = Settings(store_dir=tmp_path / "store", chroma_url=chroma_server)
     r = ingest_paths([src], settings, progress=False)
     assert r.ok and r.new == 2, r

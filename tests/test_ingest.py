@@ -47,14 +47,20 @@ BODY_B = ("Harbor Labs released Tern-2, an open-weights speech model, on March 4
           "large search company and say they will release a smaller on-device version this summer.")
 
 
-@pytest.fixture()
-def workdir(tmp_path):
-    src = tmp_path / "news"
+def two_story_folder(root: Path) -> Path:
+    """root/news with the two made-up stories most ingest tests start from."""
+    src = root / "news"
     src.mkdir()
     (src / "a.md").write_text(story_md("Orbital Robotics doubles arm speed", "2026-03-03", "Robot Report",
                                        "https://example.org/robot/orbital-kestrel-4", BODY_A, ("robotics",)))
     (src / "b.md").write_text(story_md("Harbor Labs opens Tern-2 speech model", "2026-03-04", "AI Wire",
                                        "https://example.org/ai/harbor-tern-2", BODY_B, ("models",)))
+    return src
+
+
+@pytest.fixture()
+def workdir(tmp_path):
+    src = two_story_folder(tmp_path)
     return tmp_path, src, Settings(store_dir=tmp_path / "store")
 
 

@@ -20,7 +20,7 @@ from ingest.pipeline import ingest_paths
 from rag.settings import Settings
 from rag.store import CURRENT, NewsStore
 
-from tests.test_ingest import BODY_A, BODY_B, run_cli, story_md
+from tests.test_ingest import run_cli, story_md, two_story_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,12 +45,7 @@ ZEPHYR = ("Nimbus Dynamics unveiled the Zephyr-9 weather foundation model on Mar
 
 @pytest.fixture()
 def small_store(tmp_path):
-    src = tmp_path / "news"
-    src.mkdir()
-    (src / "a.md").write_text(story_md("Orbital Robotics doubles arm speed", "2026-03-03", "Robot Report",
-                                       "https://example.org/robot/orbital-kestrel-4", BODY_A, ("robotics",)))
-    (src / "b.md").write_text(story_md("Harbor Labs opens Tern-2 speech model", "2026-03-04", "AI Wire",
-                                       "https://example.org/ai/harbor-tern-2", BODY_B, ("models",)))
+    src = two_story_folder(tmp_path)
     settings = Settings(store_dir=tmp_path / "store")
     r = ingest_paths([src], settings, progress=False)
     assert r.ok and r.new == 2, r

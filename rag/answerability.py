@@ -113,10 +113,13 @@ def absent_things(question: str, text: str) -> list[str]:
     if missing:
         return missing
     out = []
+    first = re.search(r"\w+", question or "")
     for m in _NAME.finditer(question or ""):
         w = m.group(1)
         if w.lower() in _NOT_NAME or len(w) < 2 or _YEAR.match(w) or w in out:
             continue
+        if first and m.start(1) == first.start() and w.isalpha() and w[1:].islower():
+            continue     # a capital that only starts the sentence ("Timeline of ...") names nothing
         if f" {norm_text(w).strip()} " not in joined:
             out.append(w)
     return out

@@ -90,6 +90,9 @@ def test_a_versioned_name_is_held_only_with_its_own_number():
     assert not holds_name(text, "Llama 7") and not holds_name(text, "Llama 3") and not holds_name(text, "GPT-4")
     assert absent_things("What is new in Llama 7?", "Meta released Llama 4.") == ["Llama 7"]
     assert absent_things("What did Meta say about Llama 4?", "Meta released Llama 4.") == []
+    # the question's own first word is capitalised as a sentence, not as a name
+    assert absent_things("Timeline of Nvidia and chips", "Nvidia shipped chips.") == []
+    assert absent_things("Timeline of Zorblax chips", "Nvidia shipped chips.") == ["Zorblax"]
 
 
 def test_calibration_names_the_script_that_fitted_it():

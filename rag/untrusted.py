@@ -83,9 +83,11 @@ def instruction_sentences(text: str) -> list[str]:
     return [s for s in split_sentences(text) if is_instruction_like(s)]
 
 
-# C0 controls except tab and newline, DEL, C1 controls (0x9b is a one-byte CSI), and the Unicode
-# bidirectional overrides that can make a terminal line read differently from its bytes.
-_ESCAPE_SEQ = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[PX^_][^\x1b]*\x1b\\|[@-Z\\-_])")
+# Whole escape sequences, in their 7-bit (ESC ...) and 8-bit (CSI 0x9b, OSC 0x9d) forms, so their
+# parameters ("2J", "0;title") go with them; then C0 controls except tab and newline, DEL, C1 controls,
+# and the Unicode bidirectional overrides that can make a terminal line read differently from its bytes.
+_ESCAPE_SEQ = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[PX^_][^\x1b]*\x1b\\|[@-Z\\-_])"
+                         r"|\x9b[0-?]*[ -/]*[@-~]|\x9d[^\x07\x9c\x1b]*(?:\x07|\x9c|\x1b\\)")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 

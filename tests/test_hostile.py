@@ -155,6 +155,13 @@ def test_control_characters_in_a_question_are_answered_not_fatal(hostile_app, ho
     still_answers(hostile_app, hostile_client)
 
 
+def test_escape_sequences_leave_with_their_parameters():
+    """An 8-bit CSI ("\x9b2J") or OSC must go whole: leaving "2J" glued to a word changes the question."""
+    from rag.untrusted import printable
+
+    assert printable("\x1b]0;pwned\x07Qwen?\x9b2J and\x9d0;title\x07 \x1b[31mred\x1b[0m\x07") == "Qwen? and red"
+
+
 def test_request_bodies_over_the_cap_are_refused_before_they_are_read(hostile_app, hostile_client):
     status, body = raw_post(hostile_app, "gradio_api/call/ask", {"Content-Type": "application/json"},
                             declared=3_000_000)

@@ -67,6 +67,7 @@ def main() -> None:
         rep = ingest_paths([src], settings, progress=False)
         total = time.perf_counter() - t
     assert rep.error is None, rep.error
+    assert rep.new and spent["embedder"] > 0, (rep.new, rep.skipped[:3], spent)
     print(f"{args.stories} stories in one week: {rep.new} new, {rep.merged_duplicates} merged, "
           f"{rep.chunks_embedded} chunks; ingest {total:.1f}s, of which embedder {spent['embedder']:.1f}s and "
           f"near-duplicate matching {spent['near-duplicates']:.1f}s; ingest / embedder "

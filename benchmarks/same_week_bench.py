@@ -5,7 +5,7 @@ ingest <= 2x the time spent embedding its chunks), which the pairwise near-dupli
 
 Stories are made at run time from the digests in ../shared (each 4-8 sentences drawn from the whole
 pool, so stories share sentences and the near-duplicate check has real work), all dated in one week,
-written as one JSONL file and ingested into a fresh store. The embedder's share is measured inside the
+written as JSONL files and ingested into a fresh store. The embedder's share is measured inside the
 run (wall time in embed and tokenize), as benchmarks/ingest_bench.py does.
 """
 from __future__ import annotations
@@ -41,9 +41,10 @@ def main() -> None:
     pool = [s for st in load_paths([DIGESTS], Settings()).stories for s in split_sentences(st.text) if len(s) > 40]
     rng = random.Random(0)
     with tempfile.TemporaryDirectory() as tmp:
-        src = Path(tmp) / "week.jsonl"
-        with src.open("w") as fh:
-            for i in range(args.stories):
+        src = Path(tmp) / "week"          # JSONL files of 4,000 stories: each under the loader's file-size cap
+        src.mkdir()
+        for i in range(args.stories):
+            with (src / f"part-{i // 4000:03d}.jsonl").open("a") as fh:
                 sents = rng.sample(pool, rng.randint(4, 8))
                 fh.write(json.dumps({"title": " ".join(sents[0].split()[:10]) + f" ({i})", "text": " ".join(sents),
                                      "published": (date(2026, 3, 2) + timedelta(days=i % 7)).isoformat(),

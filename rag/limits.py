@@ -108,12 +108,16 @@ def check_filters(filters: Filters | None, settings: Settings) -> Filters | None
     return make_filters(filters.since, filters.until, filters.outlets, filters.tags, settings)
 
 
+def message_parts(content: Any) -> list[str]:
+    """The text of a chat message's content: a string, or OpenAI/Gradio's list of parts ({"text": ...})."""
+    if isinstance(content, list):
+        return [str(c.get("text", "")) if isinstance(c, dict) else str(c) for c in content]
+    return [str(content or "")]
+
+
 def _history_text(item: Any) -> list[str]:
     if isinstance(item, dict):
-        content = item.get("content")
-        if isinstance(content, list):
-            return [str(c.get("text", "")) if isinstance(c, dict) else str(c) for c in content]
-        return [str(content or "")]
+        return message_parts(item.get("content"))
     if isinstance(item, (list, tuple)):
         return [str(x or "") for x in item]
     return [str(item)]

@@ -15,7 +15,7 @@ from rag.embedder import get_embedder
 from rag.followup import accept_condensed, is_followup, rewrite_followup
 from rag.generators.base import GenerationRequest, GeneratorUnavailable
 from rag.generators.extractive import ExtractiveGenerator, human_date
-from rag.limits import RequestError, check_filters, check_history, check_k
+from rag.limits import RequestError, check_filters, check_history, check_k, message_parts
 from rag.records import Answer, Filters, Source
 from rag.retrieval import Retrieval, Retriever
 from rag.settings import Settings
@@ -82,10 +82,7 @@ def normalise_history(history: Any) -> list[tuple[str, str]]:
     pending_user: str | None = None
     for item in history:
         if isinstance(item, dict):
-            role, content = item.get("role"), item.get("content")
-            if isinstance(content, list):
-                content = " ".join(str(c.get("text", "")) if isinstance(c, dict) else str(c) for c in content)
-            content = str(content or "")
+            role, content = item.get("role"), " ".join(message_parts(item.get("content")))
             if role == "user":
                 pending_user = content
             elif role == "assistant" and pending_user is not None:

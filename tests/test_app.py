@@ -44,6 +44,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def end_process(proc: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL if the server has not stopped within 15 s."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
 class AppServer:
     """`python app.py ...` in a subprocess; its console goes to a log file the tests can read."""
 
@@ -80,13 +91,7 @@ class AppServer:
     def stop(self) -> None:
         if self._log.closed:
             return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        end_process(self.proc)
         self._log.close()
 
 

@@ -16,8 +16,8 @@ import openai
 import pytest
 
 from tests.llm_server import llama_server  # noqa: F401  (pytest fixture)
-from test_app import (AUTH, QWEN_Q, ROOT, UNANSWERABLE_Q, app_env, corpus_app, first_start_app,  # noqa: F401
-                      free_port)
+from test_app import (AUTH, QWEN_Q, ROOT, UNANSWERABLE_Q, app_env, corpus_app, end_process,  # noqa: F401
+                      first_start_app, free_port)
 
 API_KEY = "test-key-7f3a"
 MARKER = re.compile(r"\[(\d+)\]")
@@ -47,13 +47,7 @@ class ServeProcess:
         raise RuntimeError(f"serve not ready after {timeout}s:\n{self.log_path.read_text()[-3000:]}")
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        end_process(self.proc)
         self._log.close()
 
 

@@ -13,9 +13,9 @@ Prints failed answers (target 0), latency p50/p95, and how many new stories each
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing as mp
 import os
+import queue
 import random
 import shutil
 import socket
@@ -24,8 +24,9 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from email.utils import format_datetime
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -136,6 +137,124 @@ def reader(store_dir: str, chroma_url: str, users: int, seconds: float, interval
     out.put({"lat": lat, "fails": fails, "missing_dense": missing_dense, "missing_bm25": missing_bm25})
 
 
+@dataclass
+class SoakResult:
+    users: int
+    readers: int
+    seconds: float
+    stories: int
+    every: str
+    chroma_url: str
+    latencies: list[float]
+    fails: list[str]
+    missing: list[tuple[int, int]]       # (dense, BM25) new stories not the top hit, per reader
+    sync_log: str
+
+    def percentile(self, q: float) -> float:
+        import numpy as np
+        return float(np.percentile(self.latencies, q)) if self.latencies else float("nan")
+
+    def summary(self) -> str:
+        return (f"{self.users} users in {self.readers} processes for {self.seconds:.0f}s, {self.stories} stories "
+                f"synced every {self.every}{' (chroma server)' if self.chroma_url else ''}: "
+                f"{len(self.latencies)} answers, {len(self.fails)} failed; p50 {1000 * self.percentile(50):.0f} ms, "
+                f"p95 {1000 * self.percentile(95):.0f} ms; new stories not the top hit after one interval: "
+                + ", ".join(f"dense {d}, BM25 {b}" for d, b in self.missing))
+
+
+def start_chroma(path: Path) -> tuple[subprocess.Popen, str]:
+    """A `chroma run` on a free 127.0.0.1 port, once its heartbeat answers (90 s at most)."""
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    chroma = shutil.which("chroma", path=str(Path(sys.executable).parent)) or shutil.which("chroma")
+    if not chroma:
+        raise RuntimeError("the `chroma` CLI (from the chromadb package) is not installed")
+    proc = subprocess.Popen([chroma, "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            if httpx.get(f"{url}/api/v2/heartbeat", timeout=2).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    stop_process(proc)
+    raise RuntimeError("chroma run did not answer its heartbeat within 90 s")
+
+
+def stop_process(p: subprocess.Popen) -> None:
+    p.terminate()
+    try:
+        p.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+
+
+def run_soak(tmp: Path, *, users: int = 20, seconds: float = 120, stories: int = 500, interval: float = 15,
+             readers: int = 2, chroma_url: str = "") -> SoakResult:
+    """One soak in `tmp` (a fresh folder): the shipped corpus ingested, then `seconds` of chat from
+    `readers` processes while `python -m ingest --feeds ... --every` syncs `stories` new stories. Used by
+    main() and by tests/test_soak.py, which asserts on what main() prints."""
+    import rag.offline  # noqa: F401
+    from ingest.pipeline import ingest_paths
+    from rag.settings import Settings
+
+    settings = Settings(store_dir=tmp / "store", chroma_url=chroma_url)
+    rep = ingest_paths([ROOT / "corpus"], settings, progress=False)
+    if not rep.ok:
+        raise RuntimeError(f"the corpus did not ingest: {rep.error}")
+    made = [story(i) for i in range(stories)]
+    start = time.time() + 20                          # readers and the sync process start meanwhile
+    release_s = 0.6 * seconds
+    server, _ = serve_feeds(made, start, release_s)
+    sync = None
+    procs: list = []
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        feeds = tmp / "feeds.yaml"
+        feeds.write_text("feeds:\n" + "".join(f"  - url: {base}/feed{k}.xml\n" for k in range(FEEDS)))
+        every = f"{int(interval)}s"
+        with open(tmp / "sync.log", "w") as log:
+            sync = subprocess.Popen([sys.executable, "-m", "ingest", "--feeds", str(feeds), "--every", every,
+                                     "--store", str(settings.store_dir)], cwd=ROOT,
+                                    env={**os.environ, "NEWSRAG_CHROMA_URL": chroma_url},
+                                    stdout=log, stderr=subprocess.STDOUT)
+        ctx = mp.get_context("spawn")
+        out = ctx.Queue()
+        procs = [ctx.Process(target=reader, args=(str(settings.store_dir), chroma_url, users // readers,
+                                                  seconds + 20, interval + 5, start, release_s, made, out))
+                 for _ in range(readers)]
+        for r in procs:
+            r.start()
+        results, deadline = [], time.time() + seconds + 600
+        while len(results) < readers:                 # a reader that died must not hang the caller
+            try:
+                results.append(out.get(timeout=5))
+            except queue.Empty:
+                if time.time() > deadline or sum(r.is_alive() for r in procs) < readers - len(results):
+                    raise RuntimeError(f"{readers - len(results)} reader process(es) died or hung; exit codes "
+                                       f"{[r.exitcode for r in procs]}") from None
+        for r in procs:
+            r.join(timeout=60)
+    finally:
+        for r in procs:
+            if r.is_alive():
+                r.terminate()
+        if sync is not None:
+            stop_process(sync)
+        server.shutdown()
+    return SoakResult(users=users, readers=readers, seconds=seconds, stories=stories, every=every,
+                      chroma_url=chroma_url, latencies=[x for r in results for x in r["lat"]],
+                      fails=[x for r in results for x in r["fails"]],
+                      missing=[(r["missing_dense"], r["missing_bm25"]) for r in results],
+                      sync_log=(tmp / "sync.log").read_text(errors="replace"))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--users", type=int, default=20)
@@ -145,71 +264,20 @@ def main() -> None:
     ap.add_argument("--readers", type=int, default=2, help="reader processes")
     ap.add_argument("--chroma", action="store_true", help="vectors on a `chroma run` server")
     args = ap.parse_args()
-    import rag.offline  # noqa: F401
-    from ingest.pipeline import ingest_paths
-    from rag.settings import Settings
-
     tmp = Path(tempfile.mkdtemp(prefix="soak-"))
-    procs: list[subprocess.Popen] = []
+    chroma = None
     try:
         chroma_url = ""
         if args.chroma:
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", 0))
-                port = s.getsockname()[1]
-            chroma = shutil.which("chroma", path=str(Path(sys.executable).parent))
-            procs.append(subprocess.Popen([chroma, "run", "--path", str(tmp / "chroma"), "--host", "127.0.0.1",
-                                           "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-            chroma_url = f"http://127.0.0.1:{port}"
-            import httpx
-            for _ in range(300):
-                try:
-                    if httpx.get(f"{chroma_url}/api/v2/heartbeat", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.3)
-        settings = Settings(store_dir=tmp / "store", chroma_url=chroma_url)
-        rep = ingest_paths([ROOT / "corpus"], settings, progress=False)
-        assert rep.ok, rep.error
-        stories = [story(i) for i in range(args.stories)]
-        start = time.time() + 20                          # readers and the sync process start meanwhile
-        release_s = 0.6 * args.seconds
-        server, released = serve_feeds(stories, start, release_s)
-        base = f"http://127.0.0.1:{server.server_address[1]}"
-        feeds = tmp / "feeds.yaml"
-        feeds.write_text("feeds:\n" + "".join(f"  - url: {base}/feed{k}.xml\n" for k in range(FEEDS)))
-        every = f"{int(args.interval)}s"
-        procs.append(subprocess.Popen([sys.executable, "-m", "ingest", "--feeds", str(feeds), "--every", every,
-                                       "--store", str(settings.store_dir)], cwd=ROOT,
-                                      env={**os.environ, "NEWSRAG_CHROMA_URL": chroma_url},
-                                      stdout=open(tmp / "sync.log", "w"), stderr=subprocess.STDOUT))
-        ctx = mp.get_context("spawn")
-        out = ctx.Queue()
-        readers = [ctx.Process(target=reader, args=(str(settings.store_dir), chroma_url, args.users // args.readers,
-                                                    args.seconds + 20, args.interval + 5, start, release_s,
-                                                    stories, out)) for _ in range(args.readers)]
-        for r in readers:
-            r.start()
-        results = [out.get(timeout=args.seconds + 900) for _ in readers]
-        for r in readers:
-            r.join()
-        import numpy as np
-        lat = [x for r in results for x in r["lat"]]
-        fails = [x for r in results for x in r["fails"]]
-        print(f"{args.users} users in {args.readers} processes for {args.seconds:.0f}s, "
-              f"{args.stories} stories synced every {every}{' (chroma server)' if chroma_url else ''}: "
-              f"{len(lat)} answers, {len(fails)} failed; p50 {1000 * np.percentile(lat, 50):.0f} ms, "
-              f"p95 {1000 * np.percentile(lat, 95):.0f} ms; new stories not the top hit after one interval: "
-              + ", ".join(f"dense {r['missing_dense']}, BM25 {r['missing_bm25']}" for r in results))
-        for f in fails[:5]:
+            chroma, chroma_url = start_chroma(tmp / "chroma")
+        result = run_soak(tmp, users=args.users, seconds=args.seconds, stories=args.stories,
+                          interval=args.interval, readers=args.readers, chroma_url=chroma_url)
+        print(result.summary())
+        for f in result.fails[:5]:
             print("  failed:", f)
     finally:
-        for p in procs:
-            p.terminate()
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        if chroma is not None:
+            stop_process(chroma)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

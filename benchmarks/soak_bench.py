@@ -162,8 +162,9 @@ class SoakResult:
                 + ", ".join(f"dense {d}, BM25 {b}" for d, b in self.missing))
 
 
-def start_chroma(path: Path) -> tuple[subprocess.Popen, str]:
-    """A `chroma run` on a free 127.0.0.1 port, once its heartbeat answers (90 s at most)."""
+def start_chroma(path: Path, log: Path | None = None) -> tuple[subprocess.Popen, str]:
+    """A `chroma run` on a free 127.0.0.1 port, once its heartbeat answers (90 s at most); its console
+    goes to `log` when given. RuntimeError says why it did not come up."""
     import httpx
 
     with socket.socket() as s:
@@ -172,8 +173,9 @@ def start_chroma(path: Path) -> tuple[subprocess.Popen, str]:
     chroma = shutil.which("chroma", path=str(Path(sys.executable).parent)) or shutil.which("chroma")
     if not chroma:
         raise RuntimeError("the `chroma` CLI (from the chromadb package) is not installed")
-    proc = subprocess.Popen([chroma, "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with open(log or os.devnull, "w") as out:
+        proc = subprocess.Popen([chroma, "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],
+                                stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 90
     while time.time() < deadline and proc.poll() is None:
@@ -182,8 +184,11 @@ def start_chroma(path: Path) -> tuple[subprocess.Popen, str]:
                 return proc, url
         except httpx.HTTPError:
             time.sleep(0.3)
+    exited = proc.poll() is not None
     stop_process(proc)
-    raise RuntimeError("chroma run did not answer its heartbeat within 90 s")
+    tail = Path(log).read_text(errors="replace")[-2000:] if log else ""
+    raise RuntimeError(("chroma run exited" if exited else "chroma run did not answer its heartbeat within 90 s")
+                       + (f": {tail}" if tail else ""))
 
 
 def stop_process(p: subprocess.Popen) -> None:

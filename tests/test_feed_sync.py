@@ -31,6 +31,35 @@ in three clinics in Lyon next spring, and that it employs sixty engineers.</desc
 </channel></rss>"""
 
 
+def not_modified(handler: BaseHTTPRequestHandler, etag: str) -> bool:
+    """Answer 304 when the client already has `etag`."""
+    if handler.headers.get("If-None-Match") != etag:
+        return False
+    handler.send_response(304)
+    handler.send_header("ETag", etag)
+    handler.end_headers()
+    return True
+
+
+def trickle(handler: BaseHTTPRequestHandler, ctype: str, writes: int) -> float | None:
+    """Send a byte every 0.4 s, `writes` times; the seconds until the client hung up, None if it never did."""
+    t0 = time.monotonic()
+    handler.send_response(200)
+    handler.send_header("Content-Type", ctype)
+    handler.end_headers()
+    try:
+        for _ in range(writes):
+            handler.wfile.write(b" ")
+            handler.wfile.flush()
+            time.sleep(0.4)
+    except OSError:
+        # A write after the client hung up still succeeds once (the kernel takes it and the peer
+        # answers RST); the next one, a sleep later, fails. So the hang-up came at least one sleep
+        # before this moment: subtracting it keeps the figure an upper bound of the client's time.
+        return time.monotonic() - t0 - 0.4
+    return None
+
+
 class FeedServer(BaseHTTPRequestHandler):
     requests: list[tuple[str, dict]] = []
     trickle_done: list[float] = []          # seconds from request to the client hanging up
@@ -41,10 +70,7 @@ class FeedServer(BaseHTTPRequestHandler):
     def do_GET(self):
         FeedServer.requests.append((self.path, dict(self.headers)))
         if self.path == "/good.xml":
-            if self.headers.get("If-None-Match") == '"v1"':
-                self.send_response(304)
-                self.send_header("ETag", '"v1"')
-                self.end_headers()
+            if not_modified(self, '"v1"'):
                 return
             body = RSS.encode()
             self.send_response(200)
@@ -54,35 +80,28 @@ class FeedServer(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(body)
         elif self.path == "/trickle.xml":       # a byte every 0.4 s: each read is quick, the whole is endless
-            t0 = time.monotonic()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/rss+xml")
-            self.end_headers()
-            try:
-                for _ in range(150):
-                    self.wfile.write(b" ")
-                    self.wfile.flush()
-                    time.sleep(0.4)
-            except OSError:
-                # A write after the client hung up still succeeds once (the kernel takes it and the peer
-                # answers RST); the next one, a sleep later, fails. So the hang-up came at least one sleep
-                # before this moment: subtracting it keeps the figure an upper bound of the client's time.
-                FeedServer.trickle_done.append(time.monotonic() - t0 - 0.4)
+            done = trickle(self, "application/rss+xml", 150)
+            if done is not None:
+                FeedServer.trickle_done.append(done)
         else:
             self.send_response(500)
             self.end_headers()
 
 
-@pytest.fixture()
-def feed_server():
-    FeedServer.requests, FeedServer.trickle_done = [], []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FeedServer)
+def _serve(handler):
+    """`handler` on a free 127.0.0.1 port in a thread: yields its base URL, then stops it."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
-    t = threading.Thread(target=server.serve_forever, daemon=True)
-    t.start()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture()
+def feed_server():
+    FeedServer.requests, FeedServer.trickle_done = [], []
+    yield from _serve(FeedServer)
 
 
 def _feeds_file(tmp_path: Path, base: str) -> Path:
@@ -237,23 +256,12 @@ class ArticleServer(BaseHTTPRequestHandler):
         base = f"http://127.0.0.1:{self.server.server_address[1]}"
         if self.path == "/feed.xml":
             body, ctype = ARTICLE_RSS.format(base=base).encode(), "application/rss+xml"
-            if self.headers.get("If-None-Match") == '"f1"':
-                self.send_response(304)
-                self.end_headers()
+            if not_modified(self, '"f1"'):
                 return
         elif self.path == "/slow.xml":                           # its first page trickles
             body, ctype = SLOW_RSS.format(base=base).encode(), "application/rss+xml"
         elif self.path == "/news/trickle.html":
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html")
-            self.end_headers()
-            try:
-                for _ in range(60):
-                    self.wfile.write(b" ")
-                    self.wfile.flush()
-                    time.sleep(0.4)
-            except OSError:
-                pass
+            trickle(self, "text/html", 60)
             return
         elif self.path == "/news/osprey.html":
             body, ctype = OSPREY_PAGE.encode(), "text/html; charset=utf-8"
@@ -276,12 +284,7 @@ class ArticleServer(BaseHTTPRequestHandler):
 @pytest.fixture()
 def article_server():
     ArticleServer.hits = {}
-    server = ThreadingHTTPServer(("127.0.0.1", 0), ArticleServer)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    yield from _serve(ArticleServer)
 
 
 def test_fetch_articles_reads_the_linked_pages_keeps_summaries_that_fail_and_retries_them(tmp_path, article_server):

@@ -17,6 +17,7 @@ import multiprocessing as mp
 import os
 import queue
 import random
+import re
 import shutil
 import socket
 import subprocess
@@ -94,6 +95,23 @@ def serve_feeds(stories: list[dict], start: float, release_s: float) -> tuple[Th
     return server, released
 
 
+def released_at(i: int, n: int, start: float, release_s: float) -> float:
+    """When story i of n first appears in its feed (serve_feeds releases them evenly over release_s)."""
+    return start + release_s * i / n
+
+
+def found(bot, s: dict, qvec) -> tuple[bool, bool]:
+    """Whether story `s` is the top dense hit and the top BM25 hit for its own question, in the
+    snapshot the bot serves right now."""
+    lex = bot.retriever.lexical()
+    top = bot.store.dense_hits(qvec, 1, snapshot=lex)
+    hits = lex.search(s["question"], 1)
+    ids = ([top[0][0]] if top else []) + ([hits[0].chunk_id] if hits else [])
+    titles = {c: src.title for c, src in lex.sources(ids).items()}
+    return (bool(top) and s["name"] in titles.get(top[0][0], ""),
+            bool(hits) and s["name"] in titles.get(hits[0].chunk_id, ""))
+
+
 def reader(store_dir: str, chroma_url: str, users: int, seconds: float, interval: float, start: float,
            release_s: float, stories: list[dict], out) -> None:
     os.environ["NEWSRAG_CHROMA_URL"] = chroma_url
@@ -117,24 +135,39 @@ def reader(store_dir: str, chroma_url: str, users: int, seconds: float, interval
             except Exception as exc:  # noqa: BLE001 - every failure is what the soak counts
                 fails.append(f"{type(exc).__name__}: {exc}"[:200])
 
-    threads = [threading.Thread(target=user, args=(u,)) for u in range(users)]
+    n = len(stories)
+    qvecs: dict[int, object] = {}
+    found_at: dict[int, float] = {}
+    probe_rounds: list[float] = []
+
+    def probe() -> None:
+        """Beside the users, until one interval after they stop: when did each released story first
+        become the top dense and BM25 hit? (The lag from its release is what the soak bounds.)"""
+        while time.time() < stop + interval:
+            t0 = time.time()
+            for i, s in enumerate(stories):
+                if i in found_at or released_at(i, n, start, release_s) > t0:
+                    continue
+                if i not in qvecs:
+                    qvecs[i] = bot.embedder.embed_one(s["question"])
+                if all(found(bot, s, qvecs[i])):
+                    found_at[i] = time.time()
+            probe_rounds.append(time.time() - t0)
+            time.sleep(1)
+
+    threads = [threading.Thread(target=user, args=(u,)) for u in range(users)] + [threading.Thread(target=probe)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    time.sleep(interval)                  # one sync interval after the last release, no restart
-    lex = bot.retriever.lexical()
-    titles = {c: s.title for c, s in lex.sources(lex.ids).items()}
-    missing_dense = missing_bm25 = 0
-    for s in stories:
-        qvec = bot.embedder.embed_one(s["question"])
-        top = bot.store.dense_hits(qvec, 1, snapshot=lex)
-        if not top or s["name"] not in titles.get(top[0][0], ""):
-            missing_dense += 1
-        hits = lex.search(s["question"], 1)
-        if not hits or s["name"] not in titles.get(hits[0].chunk_id, ""):
-            missing_bm25 += 1
-    out.put({"lat": lat, "fails": fails, "missing_dense": missing_dense, "missing_bm25": missing_bm25})
+    missing_dense = missing_bm25 = 0     # after the run and one more interval, no restart
+    for i, s in enumerate(stories):
+        dense, bm25 = found(bot, s, qvecs.get(i) if i in qvecs else bot.embedder.embed_one(s["question"]))
+        missing_dense += not dense
+        missing_bm25 += not bm25
+    out.put({"lat": lat, "fails": fails, "missing_dense": missing_dense, "missing_bm25": missing_bm25,
+             "lags": [found_at[i] - released_at(i, n, start, release_s) for i in sorted(found_at)],
+             "probe_round": max(probe_rounds, default=0.0)})
 
 
 @dataclass
@@ -148,7 +181,21 @@ class SoakResult:
     latencies: list[float]
     fails: list[str]
     missing: list[tuple[int, int]]       # (dense, BM25) new stories not the top hit, per reader
+    lags: list[list[float]]              # per reader: seconds from each found story's release to found
+    probe_round: float                   # the longest round of the readers' probes, seconds
+    interval: float
     sync_log: str
+
+    def sync_rounds(self) -> list[float]:
+        """Seconds each round of the sync process took, from its printed summaries."""
+        return [float(x) for x in re.findall(r"^sync: .*\((\d+(?:\.\d+)?)s\)$", self.sync_log, re.M)]
+
+    def lag_bound(self) -> float:
+        """The latest a story can be found when every sync keeps to its interval: one interval until
+        the next read of its feed (or the round before it, if that ran longer), the round that ingests
+        it, and one round of the reader's probe plus its 1 s pause."""
+        longest = max(self.sync_rounds(), default=0.0)
+        return self.interval + 2 * longest + 1 + self.probe_round + 1
 
     def percentile(self, q: float) -> float:
         import numpy as np
@@ -159,7 +206,10 @@ class SoakResult:
                 f"synced every {self.every}{' (chroma server)' if self.chroma_url else ''}: "
                 f"{len(self.latencies)} answers, {len(self.fails)} failed; p50 {1000 * self.percentile(50):.0f} ms, "
                 f"p95 {1000 * self.percentile(95):.0f} ms; new stories not the top hit after one interval: "
-                + ", ".join(f"dense {d}, BM25 {b}" for d, b in self.missing))
+                + ", ".join(f"dense {d}, BM25 {b}" for d, b in self.missing)
+                + "; release to found by dense and BM25, the slowest: "
+                + ", ".join(f"{max(lag, default=float('nan')):.1f}s ({len(lag)} found)" for lag in self.lags)
+                + f" (sync interval {self.interval:g}s, longest sync round {max(self.sync_rounds(), default=0):.1f}s)")
 
 
 def start_chroma(path: Path, log: Path | None = None) -> tuple[subprocess.Popen, str]:
@@ -257,6 +307,8 @@ def run_soak(tmp: Path, *, users: int = 20, seconds: float = 120, stories: int =
                       chroma_url=chroma_url, latencies=[x for r in results for x in r["lat"]],
                       fails=[x for r in results for x in r["fails"]],
                       missing=[(r["missing_dense"], r["missing_bm25"]) for r in results],
+                      lags=[r["lags"] for r in results], probe_round=max(r["probe_round"] for r in results),
+                      interval=interval,
                       sync_log=(tmp / "sync.log").read_text(errors="replace"))
 
 

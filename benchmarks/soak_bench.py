@@ -5,10 +5,11 @@
 A local HTTP server on 127.0.0.1 publishes --stories made-up stories over the first 60% of the run,
 spread over five feeds. A real `python -m ingest --feeds ... --every` process syncs them, and two
 reader processes (NewsBots, --users threads between them) ask questions the whole time: about the
-shipped corpus, and about every story released so far. When the run ends, each reader waits one sync
-interval and then checks, without restarting, that every released story is the top dense hit and the
-top BM25 hit for its own question. With --chroma the store's vectors live on a `chroma run` server.
-Prints failed answers (target 0), latency p50/p95, and how many new stories each reader could not find.
+shipped corpus, and about every story released so far. Meanwhile a probe in each reader records when
+each released story first becomes the top dense hit and the top BM25 hit for its own question; one
+sync interval after the run each reader checks, without restarting, that all of them still are. With
+--chroma the store's vectors live on a `chroma run` server. Prints failed answers (target 0), latency
+p50/p95, how many new stories each reader could not find, and the slowest release-to-found delay.
 """
 from __future__ import annotations
 

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-# ---- whether to answer (rag/answerability.py)
-ANSWERABILITY_FILE = Path(__file__).resolve().parent / "calibration.json"   # written by python -m evals.calibrate
+# ---- whether to answer (rag/answerability.py) and the ranking boosts (rag/retrieval.py)
+# calibration.json holds the answerability model, written by `python -m evals.calibrate`, and under
+# "ranking" the boosts for rare-word coverage, described dates and named outlets, written by
+#   python benchmarks/fit_ranking.py --store DIGESTS_STORE --split train --every 6 --write
+ANSWERABILITY_FILE = Path(__file__).resolve().parent / "calibration.json"
 
 # ---- the extractive answer's composition (rag/generators/extractive.py)
 # The scoring weights are fitted by

@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from datetime import date
 from typing import Iterator
 
+from rag.answerability import norm_text, question_names
 from rag.calibration import COMPOSITION
 from rag.embedder import Embedder
 from rag.generators.base import GenerationRequest
@@ -287,8 +288,14 @@ class ExtractiveGenerator:
             lex = sum(w for t, w in idf.items() if t in terms) / total
             rel[n] = 0.5 * lex + 0.5 * max(src.dense_score or 0.0, 0.0) / best_dense
         top = max(rel.values())
+        # "What is new in G7?": the newest story must name G7 when any story does, however close its
+        # wording comes otherwise
+        names = [f" {norm_text(x).strip()} " for x in question_names(query)]
+        holds = {n: sum(x in norm_text(f"{src.title} {src.text}") for x in names)
+                 for n, src in enumerate(request.sources, start=1)}
+        most = max(holds.values(), default=0)
         for n in sorted(rel, key=lambda n: request.sources[n - 1].published_at, reverse=True):
-            if rel[n] < self.cal["recency_bar"] * top:
+            if rel[n] < self.cal["recency_bar"] * top or holds[n] < most:
                 continue
             hit = best.get(n) or next((x for x in scored if x.n == n and self._quote(x.pos, sents[n - 1])), None)
             if hit is not None:

@@ -23,6 +23,7 @@ import shutil
 import sqlite3
 import threading
 import time
+from sys import intern
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,24 +67,28 @@ def lexical_index_is_fresh(store: NewsStore) -> bool:
     return info is not None and info["generation"] == store.generation()
 
 
-def _previous_copy(d: Path) -> tuple[dict[str, tuple[str, str, str, int]], np.ndarray | None]:
-    """What the last saved index held per chunk id: (text, meta JSON, lexical terms, row), and its vectors.
+def _previous_copy(d: Path) -> tuple[dict[str, tuple[int, str, int]], np.ndarray | None]:
+    """What the last saved index held per chunk id: (hash of its text and meta JSON, lexical terms, row),
+    and its vectors.
 
-    Empty when there is no copy or it was saved by another format or tokenizer."""
+    A hash, not the text and metadata themselves: at a million chunks those held twice (here and in
+    the catalogue's rows) cost the ingest ~1 GB. Empty when there is no copy or it was saved by another
+    format or tokenizer."""
     try:
         if _info(d) is None:
             return {}, None
         db = sqlite3.connect(f"file:{d / 'chunks.sqlite'}?mode=ro", uri=True)
         try:
-            rows = db.execute("SELECT row, id, text, meta, terms FROM chunks").fetchall()
+            prev = {cid: (hash((text, meta)), terms, row)
+                    for row, cid, text, meta, terms in db.execute("SELECT row, id, text, meta, terms FROM chunks")}
         finally:
             db.close()
         vectors = np.load(d / "vectors.npy", mmap_mode="r")
-        if vectors.shape[0] != len(rows):
+        if vectors.shape[0] != len(prev):
             return {}, None
     except (OSError, sqlite3.Error, ValueError, KeyError, TypeError):
         return {}, None
-    return {cid: (text, meta, terms, row) for row, cid, text, meta, terms in rows}, vectors
+    return prev, vectors
 
 
 def _build(store: NewsStore, prev_dir: Path | None, fresh_vectors: dict[str, np.ndarray] | None):
@@ -98,25 +103,45 @@ def _build(store: NewsStore, prev_dir: Path | None, fresh_vectors: dict[str, np.
 
     generation = store.generation()   # read first: chunks written after it make the index stale, not wrong
     ids, docs, raw_metas = store.chunk_rows()
-    metas = [json.loads(m) for m in raw_metas]
     prev, prev_vectors = _previous_copy(prev_dir) if prev_dir is not None else ({}, None)
     fresh_vectors = fresh_vectors or {}
     vectors = np.zeros((len(ids), int(store.meta("embed_dim") or 0)), dtype=np.float32)
     tokens: list[list[str]] = []
     from_chroma: list[int] = []
+    from_prev: list[tuple[int, int]] = []   # (row, the previous copy's row) of unchanged chunks
     reused: set[str] = set()           # chunks whose vector is the previous copy's
-    for row, (cid, text, raw, meta) in enumerate(zip(ids, docs, raw_metas, metas)):
+    # each chunk's metadata is parsed once and only what the snapshot keeps is held: a million parsed
+    # metadata dicts held at once cost ~1.5 GB of the writer's memory
+    ts: list[int] = []
+    outlets: list[list[str]] = []
+    tags: list[list[str]] = []
+    for row, (cid, text, raw) in enumerate(zip(ids, docs, raw_metas)):
+        meta = json.loads(raw)
+        ts.append(int(meta["published_ts"]))
+        outlets.append(json.loads(meta.get("outlets_json", "[]")))
+        tags.append(json.loads(meta.get("tags_json", "[]")))
         old = prev.get(cid)
-        same = old is not None and old[0] == text and old[1] == raw
-        tokens.append(old[2].split(" ") if same else lexical_tokens(f"{meta['title']} {text}") or ["__empty__"])
+        same = old is not None and old[0] == hash((text, raw))
+        # one string object per distinct term: a million chunks' ~35 terms each as separate strings
+        # held ~2 GB, interned they are pointers into the vocabulary
+        tokens.append([intern(t) for t in (old[1].split(" ") if same else
+                                           lexical_tokens(f"{meta['title']} {text}") or ["__empty__"])])
         v = fresh_vectors.get(cid)
-        if v is None and same and prev_vectors is not None and prev_vectors[old[3]].any():
-            v = prev_vectors[old[3]]
-            reused.add(cid)
-        if v is None:
-            from_chroma.append(row)   # (a chunk Chroma lacks, which a repaired crash can leave, stays zeros)
-        else:
+        if v is not None:
             vectors[row] = v
+        elif same and prev_vectors is not None:
+            from_prev.append((row, old[2]))
+        else:
+            from_chroma.append(row)   # (a chunk Chroma lacks, which a repaired crash can leave, stays zeros)
+    # read from the mapped previous vectors in blocks: row by row cost ~25 us a chunk, all at once a
+    # second copy of every vector
+    for lo in range(0, len(from_prev), 65_536):
+        rows, prev_rows = (np.asarray(x, dtype=np.int64) for x in zip(*from_prev[lo:lo + 65_536]))
+        got = np.asarray(prev_vectors[prev_rows])
+        have = got.any(axis=1)         # a zero row is a chunk that copy lacked: ask Chroma for it
+        vectors[rows[have]] = got[have]
+        reused.update(ids[r] for r in rows[have].tolist())
+        from_chroma += rows[~have].tolist()
     if from_chroma:
         found = store.chunk_vectors([ids[r] for r in from_chroma])
         for r in from_chroma:
@@ -129,15 +154,14 @@ def _build(store: NewsStore, prev_dir: Path | None, fresh_vectors: dict[str, np.
         prev_part = Partition.open(prev_dir, prev_info["ids"]) if prev_info else None
         partition, order = partition_rows(vectors, ids, prev_part, reused)
         # rows in cluster order: a probed cluster is one contiguous slice of the vectors
-        ids, docs, raw_metas, metas, tokens = ([xs[i] for i in order] for xs in (ids, docs, raw_metas, metas, tokens))
+        ids, docs, raw_metas, tokens, ts, outlets, tags = (
+            [xs[i] for i in order] for xs in (ids, docs, raw_metas, tokens, ts, outlets, tags))
         vectors = vectors[order]
     bm = bm25s.BM25()
     if tokens:
         bm.index(tokens, show_progress=False)
     info = {"generation": generation, "tokenizer": TOKENIZER_VERSION, "format": INDEX_FORMAT, "ids": ids,
-            "ts": [int(m["published_ts"]) for m in metas],
-            "outlets": [json.loads(m.get("outlets_json", "[]")) for m in metas],
-            "tags": [json.loads(m.get("tags_json", "[]")) for m in metas]}
+            "ts": ts, "outlets": outlets, "tags": tags}
     return bm if tokens else None, info, (docs, raw_metas, tokens, partition), vectors
 
 
@@ -224,7 +248,10 @@ class SavedBM25:
     def __init__(self, d: Path):
         params = json.loads((d / "params.index.json").read_text())
         self.vocab_dict: dict[str, int] = json.loads((d / "vocab.index.json").read_text(encoding="utf-8"))
-        self.scores = {"data": np.load(d / "data.csc.index.npy"), "indices": np.load(d / "indices.csc.index.npy"),
+        # the postings memory-mapped, like the vectors: a query reads only its terms' slices, and the
+        # reader processes of a machine share the pages (~0.3 GB at a million chunks, read at every load)
+        self.scores = {"data": np.load(d / "data.csc.index.npy", mmap_mode="r"),
+                       "indices": np.load(d / "indices.csc.index.npy", mmap_mode="r"),
                        "indptr": np.load(d / "indptr.csc.index.npy"), "num_docs": int(params["num_docs"])}
         self.dtype = np.dtype(params.get("dtype", "float32"))
 
@@ -345,6 +372,16 @@ class LexicalIndex:
 
     # ---- the chunk copy beside BM25 (see the module docstring) ---------------------------------
     def rows(self, chunk_ids: list[str]) -> dict[str, int]:
+        """Rows of these chunk ids, from the chunk copy's id index when there is one: a dict of every id
+        would cost each reader ~0.3 s and ~0.1 GB per million chunks for the few a query asks about."""
+        if self._db is not None:
+            out: dict[str, int] = {}
+            for lo in range(0, len(chunk_ids), 500):
+                part = list(chunk_ids[lo:lo + 500])
+                with self._lock:
+                    out.update(self._db.execute(f"SELECT id, row FROM chunks WHERE id IN ({','.join('?' * len(part))})",
+                                                part).fetchall())
+            return out
         with self._lock:
             if self._rows is None:
                 self._rows = {c: i for i, c in enumerate(self.ids)}

@@ -102,10 +102,11 @@ def _words(text: str) -> list[str]:
 
 
 class StoreText:
-    """Every story's title and text, normalised, to check that a perturbed name occurs nowhere."""
+    """Every story's title, text and source URLs, normalised, to check that a perturbed name occurs
+    nowhere (a URL slug can name the product its headline leaves out)."""
 
     def __init__(self, stories):
-        self.blob = "\n".join(norm_text(s.title + " " + s.text) for s in stories)
+        self.blob = "\n".join(norm_text(" ".join([s.title, s.text, *s.urls])) for s in stories)
         self.df: Counter = Counter()
         self.capital: Counter = Counter()      # times a word is written capitalised inside a sentence
         self.seen: Counter = Counter()
@@ -180,6 +181,10 @@ ANSWERABLE_TEMPLATES = (
     "What was reported on {date} about {topic}?",
     "Tell me about the news on {topic}.",
     "What do we know about {topic}?",
+    "Can you summarize what was reported about {topic} in {month}?",
+    "Briefly, in two or three sentences: what happened with {topic}?",
+    "I'm catching up on AI news. What should I know about {topic}?",
+    "Please explain, in plain terms, the {month} news about {topic}.",
 )
 VERSION_TEMPLATES = (
     "What did {org} announce about {name}?",
@@ -220,7 +225,9 @@ COMPOSITIONAL3 = (
 
 
 def _pick(templates, *key: str) -> str:
-    return templates[_h(*key) % len(templates)]
+    """A template for a question, salted apart from split_of: keyed on the story id alone, the pick
+    would follow the split (both read the same hash), and dev and test would each get other phrasings."""
+    return templates[_h("template", *key) % len(templates)]
 
 
 def _perturb_version(v: str, key: str) -> list[str]:

@@ -43,6 +43,9 @@ MAX_EVENT_STORIES = 12
 EVENTS_SHORT, EVENTS_MONTH, EVENTS_LONG = 6, 8, 10
 MAX_ALSO = 4                  # further stories of one event cited under its lead line
 OVERVIEW_LATEST, OVERVIEW_MILESTONES = 3, 5
+# "Tell me about <topic>" is an overview only when the topic has a story to tell: news of one or two events
+# reads better as an answer (their facts, quoted) than as a list of their headlines.
+OVERVIEW_MIN_EVENTS = OVERVIEW_LATEST
 TOPIC_COVERAGE = 0.75         # rarity-weighted share of the topic's terms a story must hold to be "about" it
 # A name in hundreds of stories ("Google") is mostly mentioned in passing: an overview of it then reads the
 # stories whose headline names it, when there are enough of those to tell its story.
@@ -510,6 +513,8 @@ class Briefer:
                                tags=list(filters.tags) if filters else [])
         t1 = time.perf_counter()
         events = group_events(rows, vectors)
+        if len(events) < OVERVIEW_MIN_EVENTS:
+            return None
         newest_first = sorted(events, key=lambda e: (-e.newest.toordinal(), -e.coverage, e.stories[0].id))
         latest = newest_first[:OVERVIEW_LATEST]
         older = rank_events(newest_first[OVERVIEW_LATEST:])[:OVERVIEW_MILESTONES]

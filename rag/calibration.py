@@ -36,6 +36,12 @@ COMPOSITION = {
 }
 
 
+# ---- long questions (rag/retrieval.py clause_queries): a question of at least min_words words is also
+# searched in windows of `width` words every `stride` words. Chosen by
+#   python benchmarks/fit_clauses.py --store DIGESTS_STORE --split dev
+# (the bank's dev multi-story questions: every gold story in the top 10).
+CLAUSES = {"min_words": 25, "width": 14, "stride": 8}
+
 # ---- event grouping for briefs and overviews (rag/briefs.py)
 # Fitted by scripts/calibrate_events.py on the Last Week in AI digests store (development months 2023-2024:
 # the brief's top event is one of the month's 3 most-covered 0.917 of the time; test months 0.951; see its

@@ -214,6 +214,7 @@ FEATURE_STORIES = 20        # candidate stories whose rarity-weighted coverage i
 # 0.6, not 0.3: BM25's length normalisation buries a longer story holding the question's one rare name
 # under short ones sharing common words.
 COVERAGE_BOOST = 0.6        # coverage 1.0 adds this share of a first place's RRF score to a story
+CLAUSE_STORIES = 2          # of each clause's search, this many stories are woven into a long question's
 GATE_STORIES = 5            # the answerability decision looks at this many top stories
 
 
@@ -300,6 +301,26 @@ def comparison_subjects(question: str) -> list[str]:
         if run.lower() not in {x.lower() for x in subjects}:
             subjects.append(run)
     return subjects if 2 <= len(subjects) <= 4 else []
+
+
+def clause_queries(question: str, *, min_words: int | None = None, width: int | None = None,
+                   stride: int | None = None) -> list[str]:
+    """Overlapping word windows of a long question, each searched on its own.
+
+    A question of 30-60 words that describes two or three articles ("the report X published in May
+    about A, and the later piece Y ran about B") is one vector and one bag of words: the article the
+    question spends fewer words on drops out of the top results. Windows need no grammar of how such
+    questions are put; one that straddles two descriptions costs a search and nothing else."""
+    from rag.calibration import CLAUSES
+
+    min_words = min_words or CLAUSES["min_words"]
+    width = width or CLAUSES["width"]
+    stride = stride or CLAUSES["stride"]
+    words = question.split()
+    if len(words) < min_words:
+        return []
+    starts = list(range(0, max(1, len(words) - width + stride), stride))
+    return [" ".join(words[i:i + width]) for i in starts]
 
 
 def interleave(lists: list[list[Source]], limit: int) -> list[Source]:
@@ -437,10 +458,12 @@ class Retriever:
             outlets={i: s.outlets for i, s in head.items()}), absent
 
     def retrieve(self, question: str, *, k: int | None = None, filters: Filters | None = None,
-                 today: date | None = None) -> Retrieval:
+                 today: date | None = None, clauses: list[str] | None = None) -> Retrieval:
         subjects = comparison_subjects(question)
         if not subjects:
-            return self._retrieve(question, k=k, filters=filters, today=today)
+            whole = self._retrieve(question, k=k, filters=filters, today=today)
+            clauses = clause_queries(question) if clauses is None else clauses
+            return self._with_clauses(whole, clauses, k=k, today=today) if clauses else whole
         # one search per subject: "Nvidia's latest chips" and "AMD's latest chips", then interleave
         others = [re.escape(x) for x in subjects]
         parts = []
@@ -463,6 +486,28 @@ class Retriever:
                          absent=[a for p in parts for a in p.absent],
                          notices=[n for p in parts for n in p.notices if n not in first.notices] + first.notices,
                          timings={key: sum(p.timings.get(key, 0.0) for p in parts) for key in first.timings})
+
+    def _with_clauses(self, whole: Retrieval, clauses: list[str], *, k: int | None, today: date | None) -> Retrieval:
+        """The whole question's retrieval, with the best stories of each clause's own search woven in
+        after its first story. Whether to answer stays the whole question's decision; the clauses only
+        make sure each article a long question describes is among the stories and the context."""
+        today = today or self.settings.today_date()
+        k = k or self.settings.top_k
+        parts = []
+        for text in clauses:
+            intent = replace(parse_time_intent(text, today), scoped=False)   # a clause describes, never filters
+            parts.append(self._search(text, intent, whole.filters, k=k, today=today))
+        head = whole.stories[:1]
+        stories = interleave([head] + [p.stories[:CLAUSE_STORIES] for p in parts] + [whole.stories[1:]],
+                             max(len(whole.stories), 10 * k))
+        rest = [s for s in whole.stories if s.story_id not in {x.story_id for x in stories}]
+        context_ids = {s.story_id for s in whole.context}
+        extra = [c for p in parts for c in p.context[:1] if c.story_id not in context_ids]
+        context = interleave([whole.context[:1]] + [[c] for c in extra] + [whole.context[1:]], k + len(parts))
+        timings = dict(whole.timings)
+        timings["clauses"] = sum(p.timings.get("retrieve", 0.0) for p in parts)
+        timings["retrieve"] = timings.get("retrieve", 0.0) + timings["clauses"]
+        return replace(whole, stories=stories + rest, context=merge_story_chunks(context), timings=timings)
 
     def _retrieve(self, question: str, *, k: int | None = None, filters: Filters | None = None,
                   today: date | None = None) -> Retrieval:

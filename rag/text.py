@@ -66,7 +66,9 @@ _SLASHED = re.compile(r"\b([A-Za-z])/([A-Za-z])\b")   # "I/O", "A/B": one word, 
 
 
 def words(text: str) -> list[str]:
-    return [w.lower().strip(".'’-") for w in _WORD.findall(_SLASHED.sub(r"\1\2", text or ""))]
+    """Lower-cased words, the typographic apostrophe read as the plain one: the stemmer drops a
+    possessive "'s" but not "’s", and "ChatGPT’s" must match "ChatGPT"."""
+    return [w.lower().replace("’", "'").strip(".'-") for w in _WORD.findall(_SLASHED.sub(r"\1\2", text or ""))]
 
 
 def content_words(text: str) -> list[str]:

@@ -31,6 +31,19 @@ def test_bank_has_every_kind_in_every_split(bank):
     assert sum(r["kind"] == "compositional" for rows in bank.values() for r in rows) >= 300
 
 
+def test_every_split_asks_in_every_phrasing(bank):
+    """The phrasing of a question must not follow its split: dev would then choose the threshold on
+    other question forms than test reports."""
+    from evals.bank import ANSWERABLE_TEMPLATES
+
+    heads = [t.split("{")[0] for t in ANSWERABLE_TEMPLATES]
+    for sp, rows in bank.items():
+        asked = [r["question"] for r in rows if r["kind"] == "answerable" and r["store"] == "digests"]
+        for head in heads:
+            share = sum(q.startswith(head) for q in asked) / len(asked)
+            assert share >= 0.5 / len(heads), (sp, head, round(share, 3))
+
+
 def test_no_test_question_shares_a_story_with_train_or_dev(bank):
     """Split by story: the stories a test question is about (gold, or the near-miss's neighbour) never
     appear in a train or dev question."""

@@ -50,12 +50,15 @@ def _index_dir(store: NewsStore) -> Path:
     return store.snapshot_dir(store.snapshot_id())
 
 
-def _info(d: Path) -> dict | None:
+def _info(d: Path, any_tokenizer: bool = False) -> dict | None:
+    """A snapshot's chunks.json, if this code can read it (`any_tokenizer`: whatever tokenizer made its
+    terms, for reusing what does not depend on them -- vectors and the partition)."""
     try:
         info = json.loads((d / "chunks.json").read_text())
     except (OSError, ValueError):
         return None
-    if info.get("tokenizer") != TOKENIZER_VERSION or info.get("format") != INDEX_FORMAT or "generation" not in info:
+    if (not any_tokenizer and info.get("tokenizer") != TOKENIZER_VERSION) or info.get("format") != INDEX_FORMAT \
+            or "generation" not in info:
         return None
     return info
 
@@ -67,28 +70,32 @@ def lexical_index_is_fresh(store: NewsStore) -> bool:
     return info is not None and info["generation"] == store.generation()
 
 
-def _previous_copy(d: Path) -> tuple[dict[str, tuple[int, str, int]], np.ndarray | None]:
-    """What the last saved index held per chunk id: (hash of its text and meta JSON, lexical terms, row),
-    and its vectors.
+def _previous_copy(d: Path) -> tuple[dict[str, tuple[int, str | None, int]], np.ndarray | None, dict | None]:
+    """What the last saved index held per chunk id -- (hash of its text and meta JSON, lexical terms, row)
+    -- its vectors, and its chunks.json.
 
     A hash, not the text and metadata themselves: at a million chunks those held twice (here and in
-    the catalogue's rows) cost the ingest ~1 GB. Empty when there is no copy or it was saved by another
-    format or tokenizer."""
+    the catalogue's rows) cost the ingest ~1 GB. The terms are None when another tokenizer made them:
+    the vectors are still good, and reading a million of them back from Chroma after a tokenizer change
+    would cost more than the whole rest of the publish. Empty when there is no copy or it was saved in
+    another format."""
     try:
-        if _info(d) is None:
-            return {}, None
+        info = _info(d, any_tokenizer=True)
+        if info is None:
+            return {}, None, None
+        same_terms = info.get("tokenizer") == TOKENIZER_VERSION
         db = sqlite3.connect(f"file:{d / 'chunks.sqlite'}?mode=ro", uri=True)
         try:
-            prev = {cid: (hash((text, meta)), terms, row)
+            prev = {cid: (hash((text, meta)), terms if same_terms else None, row)
                     for row, cid, text, meta, terms in db.execute("SELECT row, id, text, meta, terms FROM chunks")}
         finally:
             db.close()
         vectors = np.load(d / "vectors.npy", mmap_mode="r")
-        if vectors.shape[0] != len(prev):
-            return {}, None
+        if vectors.shape[0] != len(prev) or len(info["ids"]) != len(prev):
+            return {}, None, None
     except (OSError, sqlite3.Error, ValueError, KeyError, TypeError):
-        return {}, None
-    return prev, vectors
+        return {}, None, None
+    return prev, vectors, info
 
 
 def _build(store: NewsStore, prev_dir: Path | None, fresh_vectors: dict[str, np.ndarray] | None):
@@ -103,7 +110,7 @@ def _build(store: NewsStore, prev_dir: Path | None, fresh_vectors: dict[str, np.
 
     generation = store.generation()   # read first: chunks written after it make the index stale, not wrong
     ids, docs, raw_metas = store.chunk_rows()
-    prev, prev_vectors = _previous_copy(prev_dir) if prev_dir is not None else ({}, None)
+    prev, prev_vectors, prev_info = _previous_copy(prev_dir) if prev_dir is not None else ({}, None, None)
     fresh_vectors = fresh_vectors or {}
     vectors = np.zeros((len(ids), int(store.meta("embed_dim") or 0)), dtype=np.float32)
     tokens: list[list[str]] = []
@@ -124,7 +131,8 @@ def _build(store: NewsStore, prev_dir: Path | None, fresh_vectors: dict[str, np.
         same = old is not None and old[0] == hash((text, raw))
         # one string object per distinct term: a million chunks' ~35 terms each as separate strings
         # held ~2 GB, interned they are pointers into the vocabulary
-        tokens.append([intern(t) for t in (old[1].split(" ") if same else
+        terms = old[1] if same else None
+        tokens.append([intern(t) for t in (terms.split(" ") if terms is not None else
                                            lexical_tokens(f"{meta['title']} {text}") or ["__empty__"])])
         v = fresh_vectors.get(cid)
         if v is not None:
@@ -150,7 +158,6 @@ def _build(store: NewsStore, prev_dir: Path | None, fresh_vectors: dict[str, np.
                 vectors[r] = v
     partition = None
     if partition_wanted(len(ids)):
-        prev_info = _info(prev_dir) if prev_dir is not None else None
         prev_part = Partition.open(prev_dir, prev_info["ids"]) if prev_info else None
         partition, order = partition_rows(vectors, ids, prev_part, reused)
         # rows in cluster order: a probed cluster is one contiguous slice of the vectors

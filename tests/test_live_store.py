@@ -339,3 +339,28 @@ def test_a_reader_maps_the_snapshot_and_finds_rows_through_its_id_index(small_st
     want = {c: i for i, c in enumerate(lex.ids)}
     assert lex.rows(lex.ids[::-1] + ["no-such-chunk:0"]) == want
     assert lex._rows is None
+
+
+def test_a_new_tokenizer_retokenizes_but_keeps_the_previous_snapshots_vectors(small_store, monkeypatch):
+    """A tokenizer change makes the next publish compute every chunk's terms again, but not read every
+    vector back from Chroma: vectors do not depend on the tokenizer (a million of them would dominate
+    the publish)."""
+    import rag.lexical
+    from rag.lexical import LexicalIndex
+
+    tmp, src, settings = small_store
+    monkeypatch.setattr(rag.lexical, "TOKENIZER_VERSION", rag.lexical.TOKENIZER_VERSION + 1)
+    asked: list[str] = []
+    real = NewsStore.chunk_vectors
+    monkeypatch.setattr(NewsStore, "chunk_vectors", lambda self, ids: asked.extend(ids) or real(self, ids))
+    (src / "q0.md").write_text(quill_story(0))
+    assert ingest_paths([src], settings, progress=False).new == 1
+    assert asked == []
+    store = NewsStore(settings)
+    info = json.loads((store.snapshot_dir(store.snapshot_id()) / "chunks.json").read_text())
+    assert info["tokenizer"] == rag.lexical.TOKENIZER_VERSION
+    lex = LexicalIndex.load(store)
+    got, stored = lex.vectors(lex.ids), real(store, lex.ids)
+    assert len(lex.ids) > 2 and all(np.allclose(got[c], stored[c], atol=1e-6) for c in lex.ids)
+    quill = next(r.id for r in store.story_rows() if "Quill-0" in r.title)
+    assert lex.search("Quill-0 reading benchmark", 1)[0].chunk_id.startswith(quill + ":")

@@ -297,6 +297,7 @@ class LexicalIndex:
         self.outlets = info["outlets"]
         self.tags = info["tags"]
         self._mask_cache: dict[tuple, np.ndarray] = {}
+        self._by_slug: dict[str, dict[str, np.ndarray]] = {}
         self._lock = threading.Lock()
         self._rows: dict[str, int] | None = None
         self.dir = directory
@@ -410,6 +411,26 @@ class LexicalIndex:
             return {}
         return {c: np.asarray(self._vectors[r], dtype=np.float32) for c, r in self.rows(chunk_ids).items()}
 
+    def _rows_by_slug(self, field: str) -> dict[str, np.ndarray]:
+        """The rows of each outlet (or tag), by its slug: built once per snapshot on the first filter by
+        it, so a filter costs the rows it matches. Testing every row's names per new filter cost ~1 s
+        a query at a million chunks."""
+        with self._lock:
+            got = self._by_slug.get(field)
+        if got is None:
+            names: dict[str, str] = {}
+            rows: dict[str, list[int]] = {}
+            for r, have in enumerate(getattr(self, field)):
+                for x in have:
+                    key = names.get(x)
+                    if key is None:
+                        key = names[x] = slug(x)
+                    rows.setdefault(key, []).append(r)
+            got = {k: np.unique(np.asarray(v, dtype=np.int64)) for k, v in rows.items()}
+            with self._lock:
+                self._by_slug[field] = got
+        return got
+
     def _mask(self, filters: Filters | None) -> np.ndarray | None:
         if not filters or filters.is_empty():
             return None
@@ -422,10 +443,14 @@ class LexicalIndex:
             m *= self.ts >= date_to_ts(filters.since)
         if filters.until:
             m *= self.ts <= date_to_ts(filters.until)
-        for want, have in ((filters.outlets, self.outlets), (filters.tags, self.tags)):
+        for field, want in (("outlets", filters.outlets), ("tags", filters.tags)):
             if want:
-                ws = {slug(w) for w in want}
-                m *= np.fromiter((any(slug(x) in ws for x in h) for h in have), dtype=bool, count=len(have))
+                by = self._rows_by_slug(field)
+                hit = np.zeros(len(self.ids), dtype=np.float32)
+                for w in {slug(w) for w in want}:
+                    if w in by:
+                        hit[by[w]] = 1.0
+                m *= hit
         with self._lock:
             if len(self._mask_cache) > 64:
                 self._mask_cache.clear()

@@ -163,13 +163,32 @@ def _build(store: NewsStore, prev_dir: Path | None, fresh_vectors: dict[str, np.
         # rows in cluster order: a probed cluster is one contiguous slice of the vectors
         ids, docs, raw_metas, tokens, ts, outlets, tags = (
             [xs[i] for i in order] for xs in (ids, docs, raw_metas, tokens, ts, outlets, tags))
-        vectors = vectors[order]
+    else:
+        order = None
     bm = bm25s.BM25()
     if tokens:
         bm.index(tokens, show_progress=False)
     info = {"generation": generation, "tokenizer": TOKENIZER_VERSION, "format": INDEX_FORMAT, "ids": ids,
             "ts": ts, "outlets": outlets, "tags": tags}
-    return bm if tokens else None, info, (docs, raw_metas, tokens, partition), vectors
+    # the vectors stay in catalogue order with the permutation beside them: reordering here would hold
+    # a second copy of them all (1.5 GB at a million chunks); the writer permutes them block by block
+    return bm if tokens else None, info, (docs, raw_metas, tokens, partition), (vectors, order)
+
+
+def _in_order(vectors: np.ndarray, order: np.ndarray | None) -> np.ndarray:
+    return vectors if order is None else vectors[order]
+
+
+def _save_vectors(path: Path, vectors: np.ndarray, order: np.ndarray | None, step: int = 65_536) -> None:
+    """vectors[order] written to a .npy file a block at a time, never whole in memory."""
+    if order is None:
+        np.save(path, vectors)
+        return
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=vectors.dtype, shape=vectors.shape)
+    for lo in range(0, len(order), step):
+        out[lo:lo + step] = vectors[order[lo:lo + step]]
+    out.flush()
+    del out
 
 
 def _fsync_dir(d: Path) -> None:
@@ -192,7 +211,7 @@ def build_lexical_index(store: NewsStore, fresh_vectors: dict[str, np.ndarray] |
     if not store.writable:
         raise RuntimeError("only the ingest (a writable store) publishes snapshots; readers load them")
     prev_dir = _index_dir(store)
-    bm, info, (docs, raw_metas, tokens, partition), vectors = _build(store, prev_dir, fresh_vectors)
+    bm, info, (docs, raw_metas, tokens, partition), (vectors, order) = _build(store, prev_dir, fresh_vectors)
     root = store.dir / SNAPSHOTS
     root.mkdir(exist_ok=True)
     name = f"{time.time_ns():020d}-g{info['generation']}"
@@ -201,7 +220,8 @@ def build_lexical_index(store: NewsStore, fresh_vectors: dict[str, np.ndarray] |
     tmp.mkdir()
     if bm is not None:
         bm.save(str(tmp))
-    np.save(tmp / "vectors.npy", vectors)
+    _save_vectors(tmp / "vectors.npy", vectors, order)
+    del vectors
     with sqlite3.connect(tmp / "chunks.sqlite") as db:
         db.execute("CREATE TABLE chunks(row INTEGER PRIMARY KEY, id TEXT UNIQUE, text TEXT, meta TEXT, terms TEXT)")
         db.executemany("INSERT INTO chunks VALUES(?,?,?,?,?)",
@@ -364,8 +384,8 @@ class LexicalIndex:
         log.warning("the store at %s has no current snapshot; building the lexical index in memory "
                     "(re-run the ingest once to publish one)", store.dir)
         legacy = store.dir / "bm25"
-        bm, info, _, vectors = _build(store, legacy if legacy.is_dir() else None, None)
-        return cls(bm, info, None, snapshot=name, vectors=vectors)
+        bm, info, _, (vectors, order) = _build(store, legacy if legacy.is_dir() else None, None)
+        return cls(bm, info, None, snapshot=name, vectors=_in_order(vectors, order))
 
     # ---- dense search over the snapshot's vectors (a local store; see NewsStore.dense_hits) -----
     def can_search_dense(self) -> bool:

@@ -119,15 +119,27 @@ def measure_briefs(bot, qs: list[str], rounds: int) -> tuple[list[float], list[i
     return times, sizes
 
 
-def rss_mb() -> tuple[float, float]:
-    """(VmRSS, VmHWM) of this process in MB: resident now, and the peak since it started."""
+def _status_mb() -> dict[str, float]:
     got = {}
     with open("/proc/self/status") as fh:
         for line in fh:
-            if line.startswith(("VmRSS:", "VmHWM:")):
+            if line.startswith(("VmRSS:", "VmHWM:", "RssAnon:", "RssFile:")):
                 key, kb = line.split()[:2]
-                got[key] = int(kb) / 1024
-    return got.get("VmRSS:", 0.0), got.get("VmHWM:", 0.0)
+                got[key.rstrip(":")] = int(kb) / 1024
+    return got
+
+
+def rss_mb() -> tuple[float, float]:
+    """(VmRSS, VmHWM) of this process in MB: resident now, and the peak since it started."""
+    got = _status_mb()
+    return got.get("VmRSS", 0.0), got.get("VmHWM", 0.0)
+
+
+def rss_split() -> str:
+    """Resident memory split into the process's own (anonymous) pages and mapped file pages (the
+    snapshot's vectors and postings: page cache every reader process on the machine shares)."""
+    got = _status_mb()
+    return f"{got.get('RssAnon', 0.0):.0f} MB own + {got.get('RssFile', 0.0):.0f} MB mapped files"
 
 
 def synthetic_ready(path: Path, n_chunks: int) -> bool:
@@ -383,7 +395,7 @@ def main() -> int:
             targets = "target p95 100 ms at 1M" if n >= 1_000_000 else "targets 40 / 80 ms at 100k"
             print(report(f"synthetic store ({n} chunks, {len(qs)} questions)", *figures, targets=targets)
                   + f"; first question (loads the snapshot) {first:.1f}s; process RSS after loading {loaded:.0f} MB, "
-                    f"after the questions {now:.0f} MB, peak {peak:.0f} MB (target 4 GB at 1M); "
+                    f"after the questions {now:.0f} MB ({rss_split()}), peak {peak:.0f} MB (target 4 GB at 1M); "
                     f"load average {os.getloadavg()[0]:.2f}", flush=True)
             if outlet:
                 print("  " + filtered(sbot, qs[:20], outlet), flush=True)

@@ -195,6 +195,8 @@ class ChatApp:
         self.bot = bot
         self.bot_error = bot_error
         self._feedback_lock = threading.Lock()
+        self._stats_lock = threading.Lock()
+        self._stats_key: tuple | None = None
         self.stats: dict[str, Any] = {}
         self.examples: list[str] = []
         if bot is not None:
@@ -211,6 +213,27 @@ class ChatApp:
 
     def freshness(self) -> str:
         return ui.freshness_line(self.stats) if self.stats else "No stories loaded yet."
+
+    def live_freshness(self) -> str:
+        """The freshness line as of now, for the page's timer: every open page asks every few seconds,
+        so the store's stats (a scan of every story) are read again only when an ingest published a new
+        snapshot or the feed sync wrote its state since the last look."""
+        if self.bot is None:
+            return self.freshness()
+        from rag.store import SYNC_STATE
+        try:
+            store = self.bot.store
+            try:
+                synced = (store.dir / SYNC_STATE).stat().st_mtime_ns
+            except OSError:
+                synced = 0
+            key = (store.snapshot_id(), synced)
+            with self._stats_lock:
+                if key != self._stats_key:
+                    self.stats, self._stats_key = self.bot.stats(), key
+        except Exception:  # the line keeps its last value; answering is unaffected
+            log.exception("refreshing the store stats failed")
+        return self.freshness()
 
     def outlet_choices(self) -> list[str]:
         return ui.ranked(self.stats.get("outlets") or {})[:MAX_DROPDOWN_CHOICES]
@@ -348,6 +371,10 @@ class ChatApp:
 
 # --------------------------------------------------------------------------------------- UI
 
+def _fresh_html(line: str) -> str:
+    return f'<div id="nr-fresh"><b>Store:</b> {ui.esc(line)}</div>'
+
+
 def build_ui(chat: ChatApp):
     import gradio as gr
 
@@ -424,8 +451,8 @@ def build_ui(chat: ChatApp):
                             for q in chat.examples:
                                 example_btns.append((gr.Button(q, size="sm", variant="secondary"), q))
             with gr.Column(scale=1, min_width=260):
-                gr.HTML(f'<div id="nr-fresh"><b>Store:</b> {ui.esc(chat.freshness())}</div>'
-                        f'<div id="nr-generator"><b>Generator:</b> {ui.esc(chat.generator_name)}</div>')
+                fresh = gr.HTML(_fresh_html(chat.freshness()))
+                gr.HTML(f'<div id="nr-generator"><b>Generator:</b> {ui.esc(chat.generator_name)}</div>')
                 gr.HTML('<div class="nr-sources-head" style="margin-top:.6em">Filters</div>')
                 since = gr.Textbox(label="Since (YYYY-MM-DD)", placeholder="e.g. 2026-01-01", elem_id="nr-since")
                 until = gr.Textbox(label="Until (YYYY-MM-DD)", placeholder="e.g. 2026-05-31", elem_id="nr-until")
@@ -451,6 +478,11 @@ def build_ui(chat: ChatApp):
         for btn, q in example_btns:
             btn.click(lambda q=q: q, None, msg, queue=False, **private).then(
                 _respond, inputs, outputs, show_progress="hidden", **private)
+        # the freshness line follows feed syncs and ingests without a reload: on load, then every tick
+        refresh = dict(fn=lambda: _fresh_html(chat.live_freshness()), inputs=None, outputs=fresh, queue=False,
+                       show_progress="hidden", **private)
+        demo.load(**refresh)
+        gr.Timer(chat.settings.freshness_refresh_seconds).tick(**refresh)
         gr.api(ask, api_name="ask")
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=256)
     return demo

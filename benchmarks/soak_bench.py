@@ -5,18 +5,20 @@
 A local HTTP server on 127.0.0.1 publishes --stories made-up stories over the first 60% of the run,
 spread over five feeds. A real `python -m ingest --feeds ... --every` process syncs them, and two
 reader processes (NewsBots, --users threads between them) ask questions the whole time: about the
-shipped corpus, and about every story released so far. When the run ends, each reader waits one sync
-interval and then checks, without restarting, that every released story is the top dense hit and the
-top BM25 hit for its own question. With --chroma the store's vectors live on a `chroma run` server.
-Prints failed answers (target 0), latency p50/p95, and how many new stories each reader could not find.
+shipped corpus, and about every story released so far. Meanwhile a probe in each reader records when
+each released story first becomes the top dense hit and the top BM25 hit for its own question; one
+sync interval after the run each reader checks, without restarting, that all of them still are. With
+--chroma the store's vectors live on a `chroma run` server. Prints failed answers (target 0), latency
+p50/p95, how many new stories each reader could not find, and the slowest release-to-found delay.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing as mp
 import os
+import queue
 import random
+import re
 import shutil
 import socket
 import subprocess
@@ -24,8 +26,9 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from email.utils import format_datetime
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -93,6 +96,23 @@ def serve_feeds(stories: list[dict], start: float, release_s: float) -> tuple[Th
     return server, released
 
 
+def released_at(i: int, n: int, start: float, release_s: float) -> float:
+    """When story i of n first appears in its feed (serve_feeds releases them evenly over release_s)."""
+    return start + release_s * i / n
+
+
+def found(bot, s: dict, qvec) -> tuple[bool, bool]:
+    """Whether story `s` is the top dense hit and the top BM25 hit for its own question, in the
+    snapshot the bot serves right now."""
+    lex = bot.retriever.lexical()
+    top = bot.store.dense_hits(qvec, 1, snapshot=lex)
+    hits = lex.search(s["question"], 1)
+    ids = ([top[0][0]] if top else []) + ([hits[0].chunk_id] if hits else [])
+    titles = {c: src.title for c, src in lex.sources(ids).items()}
+    return (bool(top) and s["name"] in titles.get(top[0][0], ""),
+            bool(hits) and s["name"] in titles.get(hits[0].chunk_id, ""))
+
+
 def reader(store_dir: str, chroma_url: str, users: int, seconds: float, interval: float, start: float,
            release_s: float, stories: list[dict], out) -> None:
     os.environ["NEWSRAG_CHROMA_URL"] = chroma_url
@@ -116,24 +136,181 @@ def reader(store_dir: str, chroma_url: str, users: int, seconds: float, interval
             except Exception as exc:  # noqa: BLE001 - every failure is what the soak counts
                 fails.append(f"{type(exc).__name__}: {exc}"[:200])
 
-    threads = [threading.Thread(target=user, args=(u,)) for u in range(users)]
+    n = len(stories)
+    qvecs: dict[int, object] = {}
+    found_at: dict[int, float] = {}
+    probe_rounds: list[float] = []
+
+    def probe() -> None:
+        """Beside the users, until one interval after they stop: when did each released story first
+        become the top dense and BM25 hit? (The lag from its release is what the soak bounds.)"""
+        while time.time() < stop + interval:
+            t0 = time.time()
+            for i, s in enumerate(stories):
+                if i in found_at or released_at(i, n, start, release_s) > t0:
+                    continue
+                if i not in qvecs:
+                    qvecs[i] = bot.embedder.embed_one(s["question"])
+                if all(found(bot, s, qvecs[i])):
+                    found_at[i] = time.time()
+            probe_rounds.append(time.time() - t0)
+            time.sleep(1)
+
+    threads = [threading.Thread(target=user, args=(u,)) for u in range(users)] + [threading.Thread(target=probe)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    time.sleep(interval)                  # one sync interval after the last release, no restart
-    lex = bot.retriever.lexical()
-    titles = {c: s.title for c, s in lex.sources(lex.ids).items()}
-    missing_dense = missing_bm25 = 0
-    for s in stories:
-        qvec = bot.embedder.embed_one(s["question"])
-        top = bot.store.dense_hits(qvec, 1, snapshot=lex)
-        if not top or s["name"] not in titles.get(top[0][0], ""):
-            missing_dense += 1
-        hits = lex.search(s["question"], 1)
-        if not hits or s["name"] not in titles.get(hits[0].chunk_id, ""):
-            missing_bm25 += 1
-    out.put({"lat": lat, "fails": fails, "missing_dense": missing_dense, "missing_bm25": missing_bm25})
+    missing_dense = missing_bm25 = 0     # after the run and one more interval, no restart
+    for i, s in enumerate(stories):
+        dense, bm25 = found(bot, s, qvecs.get(i) if i in qvecs else bot.embedder.embed_one(s["question"]))
+        missing_dense += not dense
+        missing_bm25 += not bm25
+    out.put({"lat": lat, "fails": fails, "missing_dense": missing_dense, "missing_bm25": missing_bm25,
+             "lags": [found_at[i] - released_at(i, n, start, release_s) for i in sorted(found_at)],
+             "probe_round": max(probe_rounds, default=0.0)})
+
+
+@dataclass
+class SoakResult:
+    users: int
+    readers: int
+    seconds: float
+    stories: int
+    every: str
+    chroma_url: str
+    latencies: list[float]
+    fails: list[str]
+    missing: list[tuple[int, int]]       # (dense, BM25) new stories not the top hit, per reader
+    lags: list[list[float]]              # per reader: seconds from each found story's release to found
+    probe_round: float                   # the longest round of the readers' probes, seconds
+    interval: float
+    sync_log: str
+
+    def sync_rounds(self) -> list[float]:
+        """Seconds each round of the sync process took, from its printed summaries."""
+        return [float(x) for x in re.findall(r"^sync: .*\((\d+(?:\.\d+)?)s\)$", self.sync_log, re.M)]
+
+    def lag_bound(self) -> float:
+        """The latest a story can be found when every sync keeps to its interval: one interval until
+        the next read of its feed (or the round before it, if that ran longer), the round that ingests
+        it, and one round of the reader's probe plus its 1 s pause."""
+        longest = max(self.sync_rounds(), default=0.0)
+        return self.interval + 2 * longest + 1 + self.probe_round + 1
+
+    def percentile(self, q: float) -> float:
+        import numpy as np
+        return float(np.percentile(self.latencies, q)) if self.latencies else float("nan")
+
+    def summary(self) -> str:
+        return (f"{self.users} users in {self.readers} processes for {self.seconds:.0f}s, {self.stories} stories "
+                f"synced every {self.every}{' (chroma server)' if self.chroma_url else ''}: "
+                f"{len(self.latencies)} answers, {len(self.fails)} failed; p50 {1000 * self.percentile(50):.0f} ms, "
+                f"p95 {1000 * self.percentile(95):.0f} ms; new stories not the top hit after one interval: "
+                + ", ".join(f"dense {d}, BM25 {b}" for d, b in self.missing)
+                + "; release to found by dense and BM25, the slowest: "
+                + ", ".join(f"{max(lag, default=float('nan')):.1f}s ({len(lag)} found)" for lag in self.lags)
+                + f" (sync interval {self.interval:g}s, longest sync round {max(self.sync_rounds(), default=0):.1f}s)")
+
+
+def start_chroma(path: Path, log: Path | None = None) -> tuple[subprocess.Popen, str]:
+    """A `chroma run` on a free 127.0.0.1 port, once its heartbeat answers (90 s at most); its console
+    goes to `log` when given. RuntimeError says why it did not come up."""
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    chroma = shutil.which("chroma", path=str(Path(sys.executable).parent)) or shutil.which("chroma")
+    if not chroma:
+        raise RuntimeError("the `chroma` CLI (from the chromadb package) is not installed")
+    with open(log or os.devnull, "w") as out:
+        proc = subprocess.Popen([chroma, "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],
+                                stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            if httpx.get(f"{url}/api/v2/heartbeat", timeout=2).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    exited = proc.poll() is not None
+    stop_process(proc)
+    tail = Path(log).read_text(errors="replace")[-2000:] if log else ""
+    raise RuntimeError(("chroma run exited" if exited else "chroma run did not answer its heartbeat within 90 s")
+                       + (f": {tail}" if tail else ""))
+
+
+def stop_process(p: subprocess.Popen) -> None:
+    p.terminate()
+    try:
+        p.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+
+
+def run_soak(tmp: Path, *, users: int = 20, seconds: float = 120, stories: int = 500, interval: float = 15,
+             readers: int = 2, chroma_url: str = "") -> SoakResult:
+    """One soak in `tmp` (a fresh folder): the shipped corpus ingested, then `seconds` of chat from
+    `readers` processes while `python -m ingest --feeds ... --every` syncs `stories` new stories. Used by
+    main() and by tests/test_soak.py, which asserts on what main() prints."""
+    import rag.offline  # noqa: F401
+    from ingest.pipeline import ingest_paths
+    from rag.settings import Settings
+
+    settings = Settings(store_dir=tmp / "store", chroma_url=chroma_url)
+    rep = ingest_paths([ROOT / "corpus"], settings, progress=False)
+    if not rep.ok:
+        raise RuntimeError(f"the corpus did not ingest: {rep.error}")
+    made = [story(i) for i in range(stories)]
+    start = time.time() + 20                          # readers and the sync process start meanwhile
+    release_s = 0.6 * seconds
+    server, _ = serve_feeds(made, start, release_s)
+    sync = None
+    procs: list = []
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        feeds = tmp / "feeds.yaml"
+        feeds.write_text("feeds:\n" + "".join(f"  - url: {base}/feed{k}.xml\n" for k in range(FEEDS)))
+        every = f"{int(interval)}s"
+        with open(tmp / "sync.log", "w") as log:
+            sync = subprocess.Popen([sys.executable, "-m", "ingest", "--feeds", str(feeds), "--every", every,
+                                     "--store", str(settings.store_dir)], cwd=ROOT,
+                                    env={**os.environ, "NEWSRAG_CHROMA_URL": chroma_url},
+                                    stdout=log, stderr=subprocess.STDOUT)
+        ctx = mp.get_context("spawn")
+        out = ctx.Queue()
+        procs = [ctx.Process(target=reader, args=(str(settings.store_dir), chroma_url, users // readers,
+                                                  seconds + 20, interval + 5, start, release_s, made, out))
+                 for _ in range(readers)]
+        for r in procs:
+            r.start()
+        results, deadline = [], time.time() + seconds + 600
+        while len(results) < readers:                 # a reader that died must not hang the caller
+            try:
+                results.append(out.get(timeout=5))
+            except queue.Empty:
+                if time.time() > deadline or sum(r.is_alive() for r in procs) < readers - len(results):
+                    raise RuntimeError(f"{readers - len(results)} reader process(es) died or hung; exit codes "
+                                       f"{[r.exitcode for r in procs]}") from None
+        for r in procs:
+            r.join(timeout=60)
+    finally:
+        for r in procs:
+            if r.is_alive():
+                r.terminate()
+        if sync is not None:
+            stop_process(sync)
+        server.shutdown()
+    return SoakResult(users=users, readers=readers, seconds=seconds, stories=stories, every=every,
+                      chroma_url=chroma_url, latencies=[x for r in results for x in r["lat"]],
+                      fails=[x for r in results for x in r["fails"]],
+                      missing=[(r["missing_dense"], r["missing_bm25"]) for r in results],
+                      lags=[r["lags"] for r in results], probe_round=max(r["probe_round"] for r in results),
+                      interval=interval,
+                      sync_log=(tmp / "sync.log").read_text(errors="replace"))
 
 
 def main() -> None:
@@ -145,71 +322,20 @@ def main() -> None:
     ap.add_argument("--readers", type=int, default=2, help="reader processes")
     ap.add_argument("--chroma", action="store_true", help="vectors on a `chroma run` server")
     args = ap.parse_args()
-    import rag.offline  # noqa: F401
-    from ingest.pipeline import ingest_paths
-    from rag.settings import Settings
-
     tmp = Path(tempfile.mkdtemp(prefix="soak-"))
-    procs: list[subprocess.Popen] = []
+    chroma = None
     try:
         chroma_url = ""
         if args.chroma:
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", 0))
-                port = s.getsockname()[1]
-            chroma = shutil.which("chroma", path=str(Path(sys.executable).parent))
-            procs.append(subprocess.Popen([chroma, "run", "--path", str(tmp / "chroma"), "--host", "127.0.0.1",
-                                           "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-            chroma_url = f"http://127.0.0.1:{port}"
-            import httpx
-            for _ in range(300):
-                try:
-                    if httpx.get(f"{chroma_url}/api/v2/heartbeat", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.3)
-        settings = Settings(store_dir=tmp / "store", chroma_url=chroma_url)
-        rep = ingest_paths([ROOT / "corpus"], settings, progress=False)
-        assert rep.ok, rep.error
-        stories = [story(i) for i in range(args.stories)]
-        start = time.time() + 20                          # readers and the sync process start meanwhile
-        release_s = 0.6 * args.seconds
-        server, released = serve_feeds(stories, start, release_s)
-        base = f"http://127.0.0.1:{server.server_address[1]}"
-        feeds = tmp / "feeds.yaml"
-        feeds.write_text("feeds:\n" + "".join(f"  - url: {base}/feed{k}.xml\n" for k in range(FEEDS)))
-        every = f"{int(args.interval)}s"
-        procs.append(subprocess.Popen([sys.executable, "-m", "ingest", "--feeds", str(feeds), "--every", every,
-                                       "--store", str(settings.store_dir)], cwd=ROOT,
-                                      env={**os.environ, "NEWSRAG_CHROMA_URL": chroma_url},
-                                      stdout=open(tmp / "sync.log", "w"), stderr=subprocess.STDOUT))
-        ctx = mp.get_context("spawn")
-        out = ctx.Queue()
-        readers = [ctx.Process(target=reader, args=(str(settings.store_dir), chroma_url, args.users // args.readers,
-                                                    args.seconds + 20, args.interval + 5, start, release_s,
-                                                    stories, out)) for _ in range(args.readers)]
-        for r in readers:
-            r.start()
-        results = [out.get(timeout=args.seconds + 900) for _ in readers]
-        for r in readers:
-            r.join()
-        import numpy as np
-        lat = [x for r in results for x in r["lat"]]
-        fails = [x for r in results for x in r["fails"]]
-        print(f"{args.users} users in {args.readers} processes for {args.seconds:.0f}s, "
-              f"{args.stories} stories synced every {every}{' (chroma server)' if chroma_url else ''}: "
-              f"{len(lat)} answers, {len(fails)} failed; p50 {1000 * np.percentile(lat, 50):.0f} ms, "
-              f"p95 {1000 * np.percentile(lat, 95):.0f} ms; new stories not the top hit after one interval: "
-              + ", ".join(f"dense {r['missing_dense']}, BM25 {r['missing_bm25']}" for r in results))
-        for f in fails[:5]:
+            chroma, chroma_url = start_chroma(tmp / "chroma")
+        result = run_soak(tmp, users=args.users, seconds=args.seconds, stories=args.stories,
+                          interval=args.interval, readers=args.readers, chroma_url=chroma_url)
+        print(result.summary())
+        for f in result.fails[:5]:
             print("  failed:", f)
     finally:
-        for p in procs:
-            p.terminate()
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        if chroma is not None:
+            stop_process(chroma)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

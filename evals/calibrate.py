@@ -101,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     out = {
         "_doc": "Fitted by `python -m evals.calibrate` (evals/calibrate.py): logistic regression over "
                 "rag.answerability.FEATURES, fitted on evals/bank train, threshold chosen on dev. Do not edit "
-                "by hand; re-run the script. `ranking` boosts are set by hand (not fitted) and only rank.",
+                "by hand; re-run the script. `ranking` holds the ranking boosts, fitted on train by "
+                "benchmarks/fit_ranking.py (kept as they are by this script).",
         "fitted_by": "python -m evals.calibrate " + " ".join(argv if argv is not None else sys.argv[1:]),
         "fitted_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%MZ"),
         "threshold": round(threshold, 6),

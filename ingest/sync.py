@@ -7,6 +7,7 @@ A feeds file lists the feeds to follow (YAML; `url` required, `outlet`, `tags` a
         outlet: Example AI Desk      # replaces the feed's own channel title as the stories' outlet
         tags: [industry]             # added to every story of this feed
         interval: 30m                # how often to read it (default: --every)
+        fetch_articles: true         # items carry only a summary: read the page each item links to
 
 Each sync downloads the feeds that are due, all at once, each with the overall deadline and size cap
 of NEWSRAG_FEED_DEADLINE / NEWSRAG_MAX_FILE_BYTES, and asks conditionally (ETag / Last-Modified): an
@@ -14,6 +15,12 @@ unchanged feed costs one request and a 304. A failing feed is recorded with its 
 exponential backoff; it never holds up the others. Stories of every feed that changed go into one
 ingest (the store's single writer, see rag.store), with keep-missing semantics: an item that rolled off
 a feed stays in the store.
+
+With `fetch_articles`, each new item's linked page is downloaded (one after another, all of a feed's
+pages within one more NEWSRAG_FEED_DEADLINE, each page under the size cap) and its article extracted with
+trafilatura; the article replaces the summary when it says more. An item whose page fails keeps its
+summary, the reason is reported, and the page is tried again at the next syncs (ARTICLE_TRIES in all).
+An item already stored is not downloaded again: it is left out of the ingest, which keeps it as stored.
 
 Scheduling is a plain loop rather than APScheduler or cron: one job whose only state -- validators,
 failures, next attempt per feed -- must live in the store directory anyway (the app's freshness line
@@ -23,6 +30,7 @@ dependency and a second copy of that state for nothing. Cron works too: run the 
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
@@ -38,14 +46,16 @@ from typing import Any, Callable
 import httpx
 
 from ingest.loaders import LoadError, LoadResult, Skipped, fetch_url, http_timeout, parse_document
-from ingest.loaders.base import clean_tags, squash
+from ingest.loaders.base import clean_tags, squash, tidy_paragraphs
+from ingest.loaders.html import article_text
 from rag.records import SourceLink
 from rag.settings import Settings
-from rag.store import SYNC_STATE
+from rag.store import SYNC_STATE, stored_member_ids
 
 log = logging.getLogger(__name__)
 
 MAX_FEEDS = 500
+ARTICLE_TRIES = 3            # syncs that try a failing article page before its summary is kept for good
 RETRY_BASE = 60.0            # seconds before the first retry of a failing feed; doubles per failure
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$", re.I)
 _UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -72,6 +82,7 @@ class FeedSpec:
     outlet: str = ""
     tags: list[str] = field(default_factory=list)
     interval: float = 1800.0
+    fetch_articles: bool = False
 
 
 def load_feeds(path: Path, default_interval: float) -> list[FeedSpec]:
@@ -100,16 +111,24 @@ def load_feeds(path: Path, default_interval: float) -> list[FeedSpec]:
         if url in seen:
             raise FeedsFileError(f"feed {i} in {path}: {url} is listed twice")
         seen.add(url)
-        unknown = set(e) - {"url", "outlet", "tags", "interval"}
+        unknown = set(e) - {"url", "outlet", "tags", "interval", "fetch_articles"}
         if unknown:
             raise FeedsFileError(f"feed {i} in {path}: unknown key(s) {', '.join(sorted(unknown))} "
-                                 f"(allowed: url, outlet, tags, interval)")
+                                 f"(allowed: url, outlet, tags, interval, fetch_articles)")
+        wants_articles = e.get("fetch_articles", False)
+        if not isinstance(wants_articles, bool):
+            raise FeedsFileError(f"feed {i} in {path}: 'fetch_articles' must be true or false, "
+                                 f"got {str(wants_articles)[:40]!r}")
+        if wants_articles and importlib.util.find_spec("trafilatura") is None:
+            raise FeedsFileError(f"feed {i} in {path}: fetch_articles needs trafilatura, which is not "
+                                 f"installed: pip install '.[feeds]'")
         try:
             interval = parse_duration(e["interval"]) if e.get("interval") is not None else default_interval
         except ValueError as exc:
             raise FeedsFileError(f"feed {i} in {path}: {exc}") from None
         out.append(FeedSpec(url=url, outlet=squash(str(e.get("outlet") or ""))[:200],
-                            tags=clean_tags(e.get("tags"))[:20], interval=interval))
+                            tags=clean_tags(e.get("tags"))[:20], interval=interval,
+                            fetch_articles=wants_articles))
     return out
 
 
@@ -141,6 +160,8 @@ class SyncReport:
     not_modified: list[str] = field(default_factory=list)   # 304: nothing to do
     failed: dict[str, str] = field(default_factory=dict)    # url -> reason
     not_due: int = 0
+    articles: int = 0                                        # linked articles that replaced a summary
+    article_failures: dict[str, str] = field(default_factory=dict)   # page url -> why the summary stayed
     ingest: dict | None = None                               # the IngestReport, when anything was ingested
     seconds: float = 0.0
 
@@ -151,8 +172,12 @@ class SyncReport:
             r = self.ingest
             parts.append(f"  new: {r['new']}   updated: {r['updated']}   merged duplicates: {r['merged_duplicates']}"
                          f"   stories in store: {r['stories_total']}" + (f"   error: {r['error']}" if r["error"] else ""))
+        if self.articles or self.article_failures:
+            parts.append(f"  articles: {self.articles} fetched, {len(self.article_failures)} kept the summary")
         for url, reason in self.failed.items():
             parts.append(f"  failing: {url}: {reason}")
+        for url, reason in list(self.article_failures.items())[:20]:
+            parts.append(f"  summary kept: {url}: {reason}")
         return "\n".join(parts)
 
 
@@ -162,6 +187,47 @@ def _apply_spec(stories, spec: FeedSpec) -> None:
             s.sources = [SourceLink(spec.outlet, x.url) for x in s.sources]
         if spec.tags:
             s.tags = clean_tags(list(s.tags) + spec.tags)
+
+
+def fetch_articles(stories, spec: FeedSpec, client: httpx.Client, settings: Settings,
+                   tried: dict[str, int]) -> tuple[list, int, dict[str, str], dict[str, int]]:
+    """Replace the summaries of a feed's new items by the articles they link to.
+
+    Returns (stories to ingest, articles fetched, {page: reason the summary stayed}, {page: tries so far}
+    for the pages to try again). Items already stored are left out -- the ingest keeps what it stored
+    -- unless their page failed before and has tries left; all pages of the feed share one deadline."""
+    stored = stored_member_ids(settings.store_dir, spec.url)
+    deadline = time.monotonic() + settings.feed_deadline
+    keep, fetched, failures, retry = [], 0, {}, {}
+    for s in stories:
+        link = s.url
+        if s.id in stored and link not in tried:
+            continue
+        keep.append(s)
+        if not link:
+            continue
+        left = deadline - time.monotonic()
+        try:
+            if left <= 0:
+                raise LoadError(f"not fetched: the feed's pages took their {settings.feed_deadline:g}s "
+                                "(NEWSRAG_FEED_DEADLINE)")
+            got = fetch_url(client, link, settings.model_copy(update={"feed_deadline": left}))
+            if got.extension != ".html":
+                raise LoadError(f"the linked page is not HTML ({got.extension or 'unknown type'})")
+            article = tidy_paragraphs(article_text(got.text, link))
+            if len(article) <= len(s.text):
+                raise LoadError(f"the extracted article ({len(article)} characters) says no more than the "
+                                f"summary ({len(s.text)})")
+        except LoadError as exc:
+            failures[link] = exc.reason
+            if tried.get(link, 0) + 1 < ARTICLE_TRIES:
+                retry[link] = tried.get(link, 0) + 1
+            s.notes.append(f"summary kept: {exc.reason}")
+            continue
+        s.text = article
+        s.notes.append("article text read from the linked page")
+        fetched += 1
+    return keep, fetched, failures, retry
 
 
 def sync_once(feeds: list[FeedSpec], settings: Settings, *, force: bool = False,
@@ -178,16 +244,23 @@ def sync_once(feeds: list[FeedSpec], settings: Settings, *, force: bool = False,
 
     def fetch(spec: FeedSpec):
         have = per_feed.get(spec.url, {})
+        # pages to try again: the feed is read even if unchanged
+        retry = (have.get("article_retry") or {}) if spec.fetch_articles else {}
         try:
-            got = fetch_url(client, spec.url, settings, etag=have.get("etag", ""),
-                            last_modified=have.get("last_modified", ""))
+            got = fetch_url(client, spec.url, settings, etag="" if retry else have.get("etag", ""),
+                            last_modified="" if retry else have.get("last_modified", ""))
             if got.not_modified:
-                return spec, got, None
-            return spec, got, parse_document(got.text, spec.url, got.extension)
+                return spec, got, None, None
+            stories = parse_document(got.text, spec.url, got.extension)
+            articles = None
+            if spec.fetch_articles:
+                kept, *articles = fetch_articles(stories, spec, client, settings, retry)
+                stories[:] = kept
+            return spec, got, stories, articles
         except LoadError as exc:
-            return spec, None, exc.reason
+            return spec, None, exc.reason, None
         except Exception as exc:  # noqa: BLE001 - a parser bug costs this feed, not the sync
-            return spec, None, f"could not parse ({type(exc).__name__}: {exc})"
+            return spec, None, f"could not parse ({type(exc).__name__}: {exc})", None
 
     loaded = LoadResult()
     validators: dict[str, tuple[str, str]] = {}
@@ -198,7 +271,7 @@ def sync_once(feeds: list[FeedSpec], settings: Settings, *, force: bool = False,
             results = list(pool.map(fetch, due))
     else:
         results = []
-    for spec, got, outcome in results:
+    for spec, got, outcome, articles in results:
         entry = per_feed.setdefault(spec.url, {})
         entry["last_try"] = _iso(start)
         if isinstance(outcome, str):
@@ -212,6 +285,13 @@ def sync_once(feeds: list[FeedSpec], settings: Settings, *, force: bool = False,
             report.not_modified.append(spec.url)
             entry.update(etag=got.etag, last_modified=got.last_modified)
             continue
+        if articles is not None:
+            n, failures, retry = articles
+            report.articles += n
+            report.article_failures.update(failures)
+            entry["article_retry"] = retry
+        elif not spec.fetch_articles:
+            entry.pop("article_retry", None)
         _apply_spec(outcome, spec)
         loaded.stories.extend(outcome)
         loaded.skipped.extend(Skipped(spec.url, reason) for reason in outcome.skipped)

@@ -28,7 +28,7 @@ import numpy as np
 from rag.calibration import EVENT_DAYS, NAMED_EVENT_COSINE, SAME_EVENT_COSINE
 from rag.records import Answer, Filters, Source
 from rag.store import StoryRow
-from rag.text import STOPWORDS, names, normalize_space, search_terms, split_sentences, words
+from rag.text import STOPWORDS, names, normalize_space, request_terms, search_terms, split_sentences, words
 from rag.timeparse import TimeIntent, parse_time_intent
 from rag.verify import verify_answer
 
@@ -99,13 +99,7 @@ def _topic_words(text: str) -> str:
     return " ".join(keep)
 
 
-# Words about how a request is put, not what it is about: "give me a brief summary of last week" names no
-# topic. (Formerly the retriever's list; the retriever's answerability decision is now learned.)
-_FORM_TERMS = frozenset(search_terms(
-    "happen happened happening explain describe details summarize summarise overview anything something "
-    "things going goes get got mention mentioned write long short brief briefly detailed detail account "
-    "paragraph paragraphs bullet bullets points list summary sentence sentences words please everything "
-    "tell know give"))
+
 
 
 def plan_brief(question: str, today: date, period_filter: bool = False) -> BriefPlan | None:
@@ -117,13 +111,13 @@ def plan_brief(question: str, today: date, period_filter: bool = False) -> Brief
     if m:
         topic_intent = parse_time_intent(m["topic"], today)
         topic = _topic_words(topic_intent.query)
-        if not [t for t in search_terms(topic) if t not in _FORM_TERMS]:
+        if not [t for t in search_terms(topic) if t not in request_terms()]:
             return _period_plan(intent)
         # the topic as written ("the FIFA World Cup"), not only its unusual words: "World" is part of the name
         named = re.sub(r"^(?:the|a|an)\s+", "", topic_intent.query.strip(" ?!.,;:"), flags=re.I)
         return BriefPlan("overview", intent.since, intent.until, named or topic, intent.phrase)
     topic = _topic_words(intent.query)
-    n_terms = len([t for t in search_terms(topic) if t not in _FORM_TERMS])
+    n_terms = len([t for t in search_terms(topic) if t not in request_terms()])
     strong, weak = bool(_STRONG_CUE.search(q)), bool(_WEAK_CUE.search(q))
     if intent.bounded and ((strong and n_terms <= 2) or (weak and n_terms == 0)):
         return BriefPlan("brief", intent.since, intent.until, topic if n_terms else "", intent.phrase)

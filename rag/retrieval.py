@@ -26,7 +26,7 @@ from rag.lexical import LexicalIndex
 from rag.records import Filters, Source
 from rag.settings import Settings
 from rag.store import NewsStore, dense_sources
-from rag.text import search_terms
+from rag.text import request_terms, search_terms
 from rag.timeparse import TimeIntent, parse_time_intent
 
 
@@ -116,7 +116,10 @@ class TermStats:
         return math.log(1.0 + (self.n - df + 0.5) / (df + 0.5))
 
     def weights(self, query: str) -> dict[str, float]:
-        return {t: self.idf(t) for t in dict.fromkeys(search_terms(query))}
+        """The question's terms by rarity, without the words of how it is asked (unless that is all)."""
+        terms = list(dict.fromkeys(search_terms(query)))
+        form = request_terms()
+        return {t: self.idf(t) for t in ([t for t in terms if t not in form] or terms)}
 
 
 def weighted_coverage(weights: dict[str, float], terms: set[str]) -> float:
@@ -213,7 +216,6 @@ RERANK_HEAD = 30            # fused candidates a configured cross-encoder re-ord
 FEATURE_STORIES = 20        # candidate stories whose rarity-weighted coverage is computed
 # 0.6, not 0.3: BM25's length normalisation buries a longer story holding the question's one rare name
 # under short ones sharing common words.
-COVERAGE_BOOST = 0.6        # coverage 1.0 adds this share of a first place's RRF score to a story
 CLAUSE_STORIES = 2          # of each clause's search, this many stories are woven into a long question's
 GATE_STORIES = 5            # the answerability decision looks at this many top stories
 
@@ -250,7 +252,7 @@ def boost_by_coverage(ranked: list[Source], features: list[dict], rrf_k: int) ->
     RRF only sees ranks; among stories the two retrievers rank alike, the one that contains "Fuyu-8B"
     and "Adept" should beat the one that shares only "model" and "release"."""
     cov = {f["story_id"]: f["coverage"] for f in features}
-    bonus = COVERAGE_BOOST / (rrf_k + 1)
+    bonus = load_calibration().coverage_boost / (rrf_k + 1)   # coverage 1.0 adds this share of a first place
     for s in ranked:
         s.score += bonus * cov.get(s.story_id, 0.0)
     return sorted(ranked, key=lambda s: -s.score)

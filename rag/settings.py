@@ -117,6 +117,8 @@ class Settings(BaseSettings):
     login_free_failures: int = 3              # wrong passwords per client before the backoff starts
     login_backoff_seconds: float = 1.0        # then 1, 2, 4 ... seconds between attempts ...
     login_backoff_cap_seconds: float = 300.0  # ... up to this
+    freshness_refresh_seconds: float = Field(default=30.0, ge=1.0)  # how often an open page re-reads its
+                                              # freshness line (last feed sync, failing feeds, story count)
     feedback_path: Path = Field(default=Path("feedback") / "feedback.jsonl")
     corpus_dir: Path = Field(default_factory=shipped_corpus_dir)   # what the app ingests into an empty store
 

@@ -244,6 +244,23 @@ def take_writer_lock(store_dir: Path, wait: float) -> int:
     return fd
 
 
+def stored_member_ids(store_dir: Path, origin: str) -> set[str]:
+    """Ids of the input stories already stored from one origin (a feed URL), read from the catalogue
+    without opening the store: no lock, no Chroma. The feed sync asks before it downloads the articles
+    of a feed's items, so an item is fetched once, not at every sync."""
+    path = Path(store_dir) / "catalog.sqlite"
+    if not path.exists():
+        return set()
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+        try:
+            return {m for (m,) in con.execute("SELECT member_id FROM members WHERE origin=?", (origin,))}
+        finally:
+            con.close()
+    except sqlite3.Error:      # no catalogue yet (or not one of ours): nothing is stored
+        return set()
+
+
 class NewsStore:
     """Open with `NewsStore(settings)` to read; `writable=True` (ingest only) takes the store's writer lock,
     creates the store and replays unfinished writes.

@@ -150,3 +150,16 @@ def canonical_number(n: str) -> str:
         whole = whole.lstrip("0") or "0"
         return f"{whole}.{frac}" if frac else whole
     return n.lstrip("0") or "0"
+
+
+@lru_cache(maxsize=1)
+def request_terms() -> frozenset[str]:
+    """Terms about how a request is put, not what it asks about: "Briefly, in two or three sentences,
+    explain ..." or "give me a summary in bullet points of ..." names no news. How much of a question a
+    story covers is measured without them, and a brief's topic made of them is no topic."""
+    return frozenset(search_terms(
+        "happen happened happening explain explained describe details summarize summarise overview anything "
+        "something things going goes get got mention mentioned write long short brief briefly detailed detail "
+        "account paragraph paragraphs bullet bullets points list summary sentence sentences words please "
+        "everything tell know give catch catching should want wondering curious plain simple simply quick "
+        "quickly couple few two three"))

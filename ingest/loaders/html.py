@@ -130,3 +130,20 @@ def parse_html(text: str, origin: str) -> Stories:
     sources = [source_link(url, site or None)] if is_http(url) else []
     return Stories([build_story(title=title or None, text=body, published=published, sources=sources,
                                 origin=origin, tags=tags, author=author)])
+
+
+def article_text(page: str, url: str) -> str:
+    """The article of a linked page, for feed items that carry only a summary (a feed's
+    `fetch_articles: true`), by trafilatura: a maintained extractor rather than parse_html's densest
+    block. LoadError says why no article came out, so the sync keeps the summary and reports it."""
+    try:
+        import trafilatura
+    except ImportError:
+        raise LoadError("article extraction needs trafilatura: pip install '.[feeds]'") from None
+    try:
+        text = trafilatura.extract(page, url=url or None, include_comments=False, include_tables=False)
+    except Exception as exc:  # noqa: BLE001 - a page that breaks the extractor costs its article only
+        raise LoadError(f"article extraction failed ({type(exc).__name__})") from None
+    if not text or not text.strip():
+        raise LoadError("no article text found in the linked page")
+    return text

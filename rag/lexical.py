@@ -23,6 +23,7 @@ import shutil
 import sqlite3
 import threading
 import time
+from sys import intern
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,12 +50,15 @@ def _index_dir(store: NewsStore) -> Path:
     return store.snapshot_dir(store.snapshot_id())
 
 
-def _info(d: Path) -> dict | None:
+def _info(d: Path, any_tokenizer: bool = False) -> dict | None:
+    """A snapshot's chunks.json, if this code can read it (`any_tokenizer`: whatever tokenizer made its
+    terms, for reusing what does not depend on them -- vectors and the partition)."""
     try:
         info = json.loads((d / "chunks.json").read_text())
     except (OSError, ValueError):
         return None
-    if info.get("tokenizer") != TOKENIZER_VERSION or info.get("format") != INDEX_FORMAT or "generation" not in info:
+    if (not any_tokenizer and info.get("tokenizer") != TOKENIZER_VERSION) or info.get("format") != INDEX_FORMAT \
+            or "generation" not in info:
         return None
     return info
 
@@ -66,24 +70,32 @@ def lexical_index_is_fresh(store: NewsStore) -> bool:
     return info is not None and info["generation"] == store.generation()
 
 
-def _previous_copy(d: Path) -> tuple[dict[str, tuple[str, str, str, int]], np.ndarray | None]:
-    """What the last saved index held per chunk id: (text, meta JSON, lexical terms, row), and its vectors.
+def _previous_copy(d: Path) -> tuple[dict[str, tuple[int, str | None, int]], np.ndarray | None, dict | None]:
+    """What the last saved index held per chunk id -- (hash of its text and meta JSON, lexical terms, row)
+    -- its vectors, and its chunks.json.
 
-    Empty when there is no copy or it was saved by another format or tokenizer."""
+    A hash, not the text and metadata themselves: at a million chunks those held twice (here and in
+    the catalogue's rows) cost the ingest ~1 GB. The terms are None when another tokenizer made them:
+    the vectors are still good, and reading a million of them back from Chroma after a tokenizer change
+    would cost more than the whole rest of the publish. Empty when there is no copy or it was saved in
+    another format."""
     try:
-        if _info(d) is None:
-            return {}, None
+        info = _info(d, any_tokenizer=True)
+        if info is None:
+            return {}, None, None
+        same_terms = info.get("tokenizer") == TOKENIZER_VERSION
         db = sqlite3.connect(f"file:{d / 'chunks.sqlite'}?mode=ro", uri=True)
         try:
-            rows = db.execute("SELECT row, id, text, meta, terms FROM chunks").fetchall()
+            prev = {cid: (hash((text, meta)), terms if same_terms else None, row)
+                    for row, cid, text, meta, terms in db.execute("SELECT row, id, text, meta, terms FROM chunks")}
         finally:
             db.close()
         vectors = np.load(d / "vectors.npy", mmap_mode="r")
-        if vectors.shape[0] != len(rows):
-            return {}, None
+        if vectors.shape[0] != len(prev) or len(info["ids"]) != len(prev):
+            return {}, None, None
     except (OSError, sqlite3.Error, ValueError, KeyError, TypeError):
-        return {}, None
-    return {cid: (text, meta, terms, row) for row, cid, text, meta, terms in rows}, vectors
+        return {}, None, None
+    return prev, vectors, info
 
 
 def _build(store: NewsStore, prev_dir: Path | None, fresh_vectors: dict[str, np.ndarray] | None):
@@ -98,25 +110,46 @@ def _build(store: NewsStore, prev_dir: Path | None, fresh_vectors: dict[str, np.
 
     generation = store.generation()   # read first: chunks written after it make the index stale, not wrong
     ids, docs, raw_metas = store.chunk_rows()
-    metas = [json.loads(m) for m in raw_metas]
-    prev, prev_vectors = _previous_copy(prev_dir) if prev_dir is not None else ({}, None)
+    prev, prev_vectors, prev_info = _previous_copy(prev_dir) if prev_dir is not None else ({}, None, None)
     fresh_vectors = fresh_vectors or {}
     vectors = np.zeros((len(ids), int(store.meta("embed_dim") or 0)), dtype=np.float32)
     tokens: list[list[str]] = []
     from_chroma: list[int] = []
+    from_prev: list[tuple[int, int]] = []   # (row, the previous copy's row) of unchanged chunks
     reused: set[str] = set()           # chunks whose vector is the previous copy's
-    for row, (cid, text, raw, meta) in enumerate(zip(ids, docs, raw_metas, metas)):
+    # each chunk's metadata is parsed once and only what the snapshot keeps is held: a million parsed
+    # metadata dicts held at once cost ~1.5 GB of the writer's memory
+    ts: list[int] = []
+    outlets: list[list[str]] = []
+    tags: list[list[str]] = []
+    for row, (cid, text, raw) in enumerate(zip(ids, docs, raw_metas)):
+        meta = json.loads(raw)
+        ts.append(int(meta["published_ts"]))
+        outlets.append(json.loads(meta.get("outlets_json", "[]")))
+        tags.append(json.loads(meta.get("tags_json", "[]")))
         old = prev.get(cid)
-        same = old is not None and old[0] == text and old[1] == raw
-        tokens.append(old[2].split(" ") if same else lexical_tokens(f"{meta['title']} {text}") or ["__empty__"])
+        same = old is not None and old[0] == hash((text, raw))
+        # one string object per distinct term: a million chunks' ~35 terms each as separate strings
+        # held ~2 GB, interned they are pointers into the vocabulary
+        terms = old[1] if same else None
+        tokens.append([intern(t) for t in (terms.split(" ") if terms is not None else
+                                           lexical_tokens(f"{meta['title']} {text}") or ["__empty__"])])
         v = fresh_vectors.get(cid)
-        if v is None and same and prev_vectors is not None and prev_vectors[old[3]].any():
-            v = prev_vectors[old[3]]
-            reused.add(cid)
-        if v is None:
-            from_chroma.append(row)   # (a chunk Chroma lacks, which a repaired crash can leave, stays zeros)
-        else:
+        if v is not None:
             vectors[row] = v
+        elif same and prev_vectors is not None:
+            from_prev.append((row, old[2]))
+        else:
+            from_chroma.append(row)   # (a chunk Chroma lacks, which a repaired crash can leave, stays zeros)
+    # read from the mapped previous vectors in blocks: row by row cost ~25 us a chunk, all at once a
+    # second copy of every vector
+    for lo in range(0, len(from_prev), 65_536):
+        rows, prev_rows = (np.asarray(x, dtype=np.int64) for x in zip(*from_prev[lo:lo + 65_536]))
+        got = np.asarray(prev_vectors[prev_rows])
+        have = got.any(axis=1)         # a zero row is a chunk that copy lacked: ask Chroma for it
+        vectors[rows[have]] = got[have]
+        reused.update(ids[r] for r in rows[have].tolist())
+        from_chroma += rows[~have].tolist()
     if from_chroma:
         found = store.chunk_vectors([ids[r] for r in from_chroma])
         for r in from_chroma:
@@ -125,20 +158,37 @@ def _build(store: NewsStore, prev_dir: Path | None, fresh_vectors: dict[str, np.
                 vectors[r] = v
     partition = None
     if partition_wanted(len(ids)):
-        prev_info = _info(prev_dir) if prev_dir is not None else None
         prev_part = Partition.open(prev_dir, prev_info["ids"]) if prev_info else None
         partition, order = partition_rows(vectors, ids, prev_part, reused)
         # rows in cluster order: a probed cluster is one contiguous slice of the vectors
-        ids, docs, raw_metas, metas, tokens = ([xs[i] for i in order] for xs in (ids, docs, raw_metas, metas, tokens))
-        vectors = vectors[order]
+        ids, docs, raw_metas, tokens, ts, outlets, tags = (
+            [xs[i] for i in order] for xs in (ids, docs, raw_metas, tokens, ts, outlets, tags))
+    else:
+        order = None
     bm = bm25s.BM25()
     if tokens:
         bm.index(tokens, show_progress=False)
     info = {"generation": generation, "tokenizer": TOKENIZER_VERSION, "format": INDEX_FORMAT, "ids": ids,
-            "ts": [int(m["published_ts"]) for m in metas],
-            "outlets": [json.loads(m.get("outlets_json", "[]")) for m in metas],
-            "tags": [json.loads(m.get("tags_json", "[]")) for m in metas]}
-    return bm if tokens else None, info, (docs, raw_metas, tokens, partition), vectors
+            "ts": ts, "outlets": outlets, "tags": tags}
+    # the vectors stay in catalogue order with the permutation beside them: reordering here would hold
+    # a second copy of them all (1.5 GB at a million chunks); the writer permutes them block by block
+    return bm if tokens else None, info, (docs, raw_metas, tokens, partition), (vectors, order)
+
+
+def _in_order(vectors: np.ndarray, order: np.ndarray | None) -> np.ndarray:
+    return vectors if order is None else vectors[order]
+
+
+def _save_vectors(path: Path, vectors: np.ndarray, order: np.ndarray | None, step: int = 65_536) -> None:
+    """vectors[order] written to a .npy file a block at a time, never whole in memory."""
+    if order is None:
+        np.save(path, vectors)
+        return
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=vectors.dtype, shape=vectors.shape)
+    for lo in range(0, len(order), step):
+        out[lo:lo + step] = vectors[order[lo:lo + step]]
+    out.flush()
+    del out
 
 
 def _fsync_dir(d: Path) -> None:
@@ -161,7 +211,7 @@ def build_lexical_index(store: NewsStore, fresh_vectors: dict[str, np.ndarray] |
     if not store.writable:
         raise RuntimeError("only the ingest (a writable store) publishes snapshots; readers load them")
     prev_dir = _index_dir(store)
-    bm, info, (docs, raw_metas, tokens, partition), vectors = _build(store, prev_dir, fresh_vectors)
+    bm, info, (docs, raw_metas, tokens, partition), (vectors, order) = _build(store, prev_dir, fresh_vectors)
     root = store.dir / SNAPSHOTS
     root.mkdir(exist_ok=True)
     name = f"{time.time_ns():020d}-g{info['generation']}"
@@ -170,7 +220,8 @@ def build_lexical_index(store: NewsStore, fresh_vectors: dict[str, np.ndarray] |
     tmp.mkdir()
     if bm is not None:
         bm.save(str(tmp))
-    np.save(tmp / "vectors.npy", vectors)
+    _save_vectors(tmp / "vectors.npy", vectors, order)
+    del vectors
     with sqlite3.connect(tmp / "chunks.sqlite") as db:
         db.execute("CREATE TABLE chunks(row INTEGER PRIMARY KEY, id TEXT UNIQUE, text TEXT, meta TEXT, terms TEXT)")
         db.executemany("INSERT INTO chunks VALUES(?,?,?,?,?)",
@@ -224,7 +275,10 @@ class SavedBM25:
     def __init__(self, d: Path):
         params = json.loads((d / "params.index.json").read_text())
         self.vocab_dict: dict[str, int] = json.loads((d / "vocab.index.json").read_text(encoding="utf-8"))
-        self.scores = {"data": np.load(d / "data.csc.index.npy"), "indices": np.load(d / "indices.csc.index.npy"),
+        # the postings memory-mapped, like the vectors: a query reads only its terms' slices, and the
+        # reader processes of a machine share the pages (~0.3 GB at a million chunks, read at every load)
+        self.scores = {"data": np.load(d / "data.csc.index.npy", mmap_mode="r"),
+                       "indices": np.load(d / "indices.csc.index.npy", mmap_mode="r"),
                        "indptr": np.load(d / "indptr.csc.index.npy"), "num_docs": int(params["num_docs"])}
         self.dtype = np.dtype(params.get("dtype", "float32"))
 
@@ -263,6 +317,7 @@ class LexicalIndex:
         self.outlets = info["outlets"]
         self.tags = info["tags"]
         self._mask_cache: dict[tuple, np.ndarray] = {}
+        self._by_slug: dict[str, dict[str, np.ndarray]] = {}
         self._lock = threading.Lock()
         self._rows: dict[str, int] | None = None
         self.dir = directory
@@ -329,8 +384,8 @@ class LexicalIndex:
         log.warning("the store at %s has no current snapshot; building the lexical index in memory "
                     "(re-run the ingest once to publish one)", store.dir)
         legacy = store.dir / "bm25"
-        bm, info, _, vectors = _build(store, legacy if legacy.is_dir() else None, None)
-        return cls(bm, info, None, snapshot=name, vectors=vectors)
+        bm, info, _, (vectors, order) = _build(store, legacy if legacy.is_dir() else None, None)
+        return cls(bm, info, None, snapshot=name, vectors=_in_order(vectors, order))
 
     # ---- dense search over the snapshot's vectors (a local store; see NewsStore.dense_hits) -----
     def can_search_dense(self) -> bool:
@@ -347,6 +402,16 @@ class LexicalIndex:
 
     # ---- the chunk copy beside BM25 (see the module docstring) ---------------------------------
     def rows(self, chunk_ids: list[str]) -> dict[str, int]:
+        """Rows of these chunk ids, from the chunk copy's id index when there is one: a dict of every id
+        would cost each reader ~0.3 s and ~0.1 GB per million chunks for the few a query asks about."""
+        if self._db is not None:
+            out: dict[str, int] = {}
+            for lo in range(0, len(chunk_ids), 500):
+                part = list(chunk_ids[lo:lo + 500])
+                with self._lock:
+                    out.update(self._db.execute(f"SELECT id, row FROM chunks WHERE id IN ({','.join('?' * len(part))})",
+                                                part).fetchall())
+            return out
         with self._lock:
             if self._rows is None:
                 self._rows = {c: i for i, c in enumerate(self.ids)}
@@ -366,6 +431,26 @@ class LexicalIndex:
             return {}
         return {c: np.asarray(self._vectors[r], dtype=np.float32) for c, r in self.rows(chunk_ids).items()}
 
+    def _rows_by_slug(self, field: str) -> dict[str, np.ndarray]:
+        """The rows of each outlet (or tag), by its slug: built once per snapshot on the first filter by
+        it, so a filter costs the rows it matches. Testing every row's names per new filter cost ~1 s
+        a query at a million chunks."""
+        with self._lock:
+            got = self._by_slug.get(field)
+        if got is None:
+            names: dict[str, str] = {}
+            rows: dict[str, list[int]] = {}
+            for r, have in enumerate(getattr(self, field)):
+                for x in have:
+                    key = names.get(x)
+                    if key is None:
+                        key = names[x] = slug(x)
+                    rows.setdefault(key, []).append(r)
+            got = {k: np.unique(np.asarray(v, dtype=np.int64)) for k, v in rows.items()}
+            with self._lock:
+                self._by_slug[field] = got
+        return got
+
     def _mask(self, filters: Filters | None) -> np.ndarray | None:
         if not filters or filters.is_empty():
             return None
@@ -378,10 +463,14 @@ class LexicalIndex:
             m *= self.ts >= date_to_ts(filters.since)
         if filters.until:
             m *= self.ts <= date_to_ts(filters.until)
-        for want, have in ((filters.outlets, self.outlets), (filters.tags, self.tags)):
+        for field, want in (("outlets", filters.outlets), ("tags", filters.tags)):
             if want:
-                ws = {slug(w) for w in want}
-                m *= np.fromiter((any(slug(x) in ws for x in h) for h in have), dtype=bool, count=len(have))
+                by = self._rows_by_slug(field)
+                hit = np.zeros(len(self.ids), dtype=np.float32)
+                for w in {slug(w) for w in want}:
+                    if w in by:
+                        hit[by[w]] = 1.0
+                m *= hit
         with self._lock:
             if len(self._mask_cache) > 64:
                 self._mask_cache.clear()

@@ -303,3 +303,64 @@ def test_a_large_snapshot_is_partitioned_and_the_next_one_reuses_its_centroids(t
     assert np.array_equal(lex2._partition.centroids, cents)
     again = lex2._partition.labels_by_id()
     assert all(again[c] == labels[c] for c in labels)
+
+
+def test_a_chunk_the_previous_snapshot_lacked_is_read_from_chroma_by_the_next_one(small_store):
+    """The next snapshot reuses the previous one's vectors for unchanged chunks, read in blocks; a row
+    that copy holds as zeros (a chunk Chroma lacked when it was built) is asked of Chroma instead."""
+    from rag.lexical import LexicalIndex
+
+    tmp, src, settings = small_store
+    store = NewsStore(settings)
+    d = store.snapshot_dir(store.snapshot_id())
+    lex = LexicalIndex.load(store)
+    victim = lex.ids[0]
+    vectors = np.load(d / "vectors.npy")
+    vectors[lex.rows([victim])[victim]] = 0.0
+    np.save(d / "vectors.npy", vectors)
+    (src / "q0.md").write_text(quill_story(0))
+    assert ingest_paths([src], settings, progress=False).new == 1
+    store = NewsStore(settings)
+    lex = LexicalIndex.load(store)
+    stored = store.chunk_vectors(lex.ids)
+    got = lex.vectors(lex.ids)
+    assert np.allclose(got[victim], stored[victim], atol=1e-6) and got[victim].any()
+    assert all(np.allclose(got[c], stored[c], atol=1e-6) for c in lex.ids)
+
+
+def test_a_reader_maps_the_snapshot_and_finds_rows_through_its_id_index(small_store):
+    """A reader of a million-chunk snapshot holds neither the BM25 postings nor a dict of every chunk id
+    in its own memory: the postings are memory-mapped and a chunk's row comes from the copy's index."""
+    from rag.lexical import LexicalIndex, SavedBM25
+
+    tmp, src, settings = small_store
+    lex = LexicalIndex.load(NewsStore(settings))
+    assert isinstance(lex.bm, SavedBM25) and isinstance(lex.bm.scores["data"], np.memmap)
+    want = {c: i for i, c in enumerate(lex.ids)}
+    assert lex.rows(lex.ids[::-1] + ["no-such-chunk:0"]) == want
+    assert lex._rows is None
+
+
+def test_a_new_tokenizer_retokenizes_but_keeps_the_previous_snapshots_vectors(small_store, monkeypatch):
+    """A tokenizer change makes the next publish compute every chunk's terms again, but not read every
+    vector back from Chroma: vectors do not depend on the tokenizer (a million of them would dominate
+    the publish)."""
+    import rag.lexical
+    from rag.lexical import LexicalIndex
+
+    tmp, src, settings = small_store
+    monkeypatch.setattr(rag.lexical, "TOKENIZER_VERSION", rag.lexical.TOKENIZER_VERSION + 1)
+    asked: list[str] = []
+    real = NewsStore.chunk_vectors
+    monkeypatch.setattr(NewsStore, "chunk_vectors", lambda self, ids: asked.extend(ids) or real(self, ids))
+    (src / "q0.md").write_text(quill_story(0))
+    assert ingest_paths([src], settings, progress=False).new == 1
+    assert asked == []
+    store = NewsStore(settings)
+    info = json.loads((store.snapshot_dir(store.snapshot_id()) / "chunks.json").read_text())
+    assert info["tokenizer"] == rag.lexical.TOKENIZER_VERSION
+    lex = LexicalIndex.load(store)
+    got, stored = lex.vectors(lex.ids), real(store, lex.ids)
+    assert len(lex.ids) > 2 and all(np.allclose(got[c], stored[c], atol=1e-6) for c in lex.ids)
+    quill = next(r.id for r in store.story_rows() if "Quill-0" in r.title)
+    assert lex.search("Quill-0 reading benchmark", 1)[0].chunk_id.startswith(quill + ":")

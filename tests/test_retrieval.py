@@ -73,6 +73,23 @@ def test_every_returned_story_respects_the_filters(bot, filters, check):
     assert not bad
 
 
+def test_an_outlet_or_tag_filter_allows_exactly_the_chunks_naming_it(bot):
+    """The snapshot finds a filter's rows through its per-outlet and per-tag row lists: the rows allowed
+    are exactly those whose story names one of the filter's outlets (or tags), however they are spelt."""
+    from rag.store import slug
+
+    lex = bot.retriever.lexical()
+    for f in (Filters(outlets=["TechCrunch"]), Filters(outlets=["the verge", "TechCrunch"]), Filters(tags=["nvidia"]),
+              Filters(outlets=["No Such Outlet"]), Filters(outlets=["TechCrunch"], tags=["nvidia"])):
+        want = np.ones(len(lex.ids), dtype=bool)
+        for names, have in ((f.outlets, lex.outlets), (f.tags, lex.tags)):
+            if names:
+                ws = {slug(w) for w in names}
+                want &= np.array([any(slug(x) in ws for x in h) for h in have])
+        assert np.array_equal(lex._mask(f) > 0, want), f
+    assert (lex._mask(Filters(outlets=["TechCrunch"])) > 0).sum() > 0
+
+
 def test_question_time_bounds_narrow_the_user_filter_and_never_widen_it(bot):
     r = _retrieve(bot, "What did OpenAI announce in 2025?", filters=Filters(since=date(2025, 6, 1)))
     assert (r.filters.since, r.filters.until) == (date(2025, 6, 1), date(2025, 12, 31))

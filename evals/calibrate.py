@@ -5,8 +5,9 @@
 Features come from the real retriever (rag.answerability.FEATURES) over every train and dev question of
 evals/bank/ and the news-quiz questions of the same splits. A scikit-learn logistic regression (balanced
 classes, standardised features) is fitted on train; the threshold is the highest probability cut at which
-at most TARGET_FALSE_REFUSAL of dev's answerable questions are refused, since refusing a question the
-news answers costs the user more than a near-miss answered with a helpful "nearest" note. The test split
+at most TARGET_FALSE_REFUSAL of dev's answerable questions are refused, plain and compositional ones each,
+since refusing a question the news answers costs the user more than a near-miss answered with a helpful
+"nearest" note. The test split
 is never read. scikit-learn is needed here only: the product reads the stored coefficients with numpy.
 """
 from __future__ import annotations
@@ -43,13 +44,20 @@ def probabilities(scaler, model, rows: list[dict]):
     return model.predict_proba(scaler.transform(X))[:, 1]
 
 
-def choose_threshold(p, answerable: list[bool], target: float = TARGET_FALSE_REFUSAL) -> float:
-    """The highest cut that refuses at most `target` of the answerable questions."""
-    pos = sorted(pi for pi, a in zip(p, answerable) if a)
-    if not pos:
-        return 0.5
-    k = int(target * len(pos))            # this many answerable questions may fall below the cut
-    return float(pos[k]) - 1e-9 if k < len(pos) else 0.5
+def choose_threshold(p, answerable: list[bool], target: float = TARGET_FALSE_REFUSAL,
+                     groups: list[str] | None = None) -> float:
+    """The highest cut that refuses at most `target` of the answerable questions of every group.
+
+    Groups are the kinds of answerable question the goal names separately (plain and long
+    compositional ones): pooled, the many plain questions would let the few long ones be refused."""
+    groups = groups or ["all"] * len(p)
+    cuts = []
+    for g in dict.fromkeys(groups):
+        pos = sorted(pi for pi, a, gi in zip(p, answerable, groups) if a and gi == g)
+        if pos:
+            k = int(target * len(pos))        # this many answerable questions may fall below the cut
+            cuts.append(float(pos[k]) - 1e-9 if k < len(pos) else 0.5)
+    return min(cuts) if cuts else 0.5
 
 
 def rates(p, rows: list[dict], threshold: float) -> dict:
@@ -95,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     dev = [r for r in results if r["split"] == "dev"]
     scaler, model = fit(train)
     p_dev = probabilities(scaler, model, dev)
-    threshold = choose_threshold(p_dev, [r["answerable"] for r in dev])
+    threshold = choose_threshold(p_dev, [r["answerable"] for r in dev],
+                                 groups=["compositional" if r["kind"] == "compositional" else "plain" for r in dev])
     p_train = probabilities(scaler, model, train)
     old = json.loads(args.out.read_text(encoding="utf-8")) if args.out.exists() else {}
     out = {

@@ -211,7 +211,7 @@ def fetch_articles(stories, spec: FeedSpec, client: httpx.Client, settings: Sett
             if left <= 0:
                 raise LoadError(f"not fetched: the feed's pages took their {settings.feed_deadline:g}s "
                                 "(NEWSRAG_FEED_DEADLINE)")
-            got = fetch_url(client, link, settings.model_copy(update={"feed_deadline": left}))
+            got = fetch_url(client, link, settings, deadline_at=deadline)
             if got.extension != ".html":
                 raise LoadError(f"the linked page is not HTML ({got.extension or 'unknown type'})")
             article = tidy_paragraphs(article_text(got.text, link))

@@ -148,6 +148,7 @@ class Calibration:
     date_boost: float = 0.0       # ranking: a story in a period the question describes (RRF first-place shares)
     outlet_boost: float = 0.0     # ranking: a story from an outlet the question names
     coverage_boost: float = 0.6   # ranking: a story holding all of the question's rare words
+    title_boost: float = 0.0      # ranking: a headline holding them (a story about them, not one that mentions them)
 
     def probability(self, x: dict[str, float]) -> float:
         x = with_derived(x)
@@ -163,7 +164,8 @@ def load_calibration(path: str = str(CALIBRATION)) -> Calibration:
     m = raw["model"]
     rank = raw.get("ranking", {})
     return Calibration(tuple(m["features"]), m["mean"], m["scale"], m["coef"], m["intercept"], raw["threshold"],
-                       rank.get("date_boost", 0.0), rank.get("outlet_boost", 0.0), rank.get("coverage_boost", 0.6))
+                       rank.get("date_boost", 0.0), rank.get("outlet_boost", 0.0), rank.get("coverage_boost", 0.6),
+                       rank.get("title_boost", 0.0))
 
 
 def period_match(periods: tuple[tuple[date, date], ...], published: list[date], slack_days: int = 7) -> float:

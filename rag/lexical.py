@@ -34,7 +34,7 @@ from rag.store import CURRENT, SNAPSHOTS, NewsStore, slug, source_from_hit
 from rag.text import search_terms
 from rag.vectorindex import Partition, partition_rows, partition_wanted, top_rows
 
-TOKENIZER_VERSION = 3   # bump when lexical_tokens changes: forces a rebuild of saved indexes
+TOKENIZER_VERSION = 4   # bump when lexical_tokens changes: forces a rebuild of saved indexes
 INDEX_FORMAT = 4        # bump when the files saved beside BM25 change: forces a rebuild as well (4: terms)
 KEEP_SNAPSHOTS = 3      # the current one and two before it, for readers still loading those
 

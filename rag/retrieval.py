@@ -251,10 +251,13 @@ def boost_by_coverage(ranked: list[Source], features: list[dict], rrf_k: int) ->
 
     RRF only sees ranks; among stories the two retrievers rank alike, the one that contains "Fuyu-8B"
     and "Adept" should beat the one that shares only "model" and "release"."""
-    cov = {f["story_id"]: f["coverage"] for f in features}
-    bonus = load_calibration().coverage_boost / (rrf_k + 1)   # coverage 1.0 adds this share of a first place
+    cal = load_calibration()
+    cov = {f["story_id"]: (f["coverage"], f.get("title_coverage", 0.0)) for f in features}
+    bonus = cal.coverage_boost / (rrf_k + 1)       # coverage 1.0 adds this share of a first place
+    title_bonus = cal.title_boost / (rrf_k + 1)    # ... and a headline holding them all, this share
     for s in ranked:
-        s.score += bonus * cov.get(s.story_id, 0.0)
+        body, title = cov.get(s.story_id, (0.0, 0.0))
+        s.score += bonus * body + title_bonus * title
     return sorted(ranked, key=lambda s: -s.score)
 
 
@@ -439,7 +442,9 @@ class Retriever:
                 dense[s.story_id] = max(dense.get(s.story_id, -1.0), s.dense_score or 0.0)
                 lex[s.story_id] = max(lex.get(s.story_id, 0.0), s.lexical_score or 0.0)
         return [{"story_id": s.story_id, "rank": i + 1, "dense": dense[s.story_id], "lexical": lex[s.story_id],
-                 "coverage": weighted_coverage(weights, terms[s.story_id])} for i, s in enumerate(heads)]
+                 "coverage": weighted_coverage(weights, terms[s.story_id]),
+                 "title_coverage": weighted_coverage(weights, set(self.cached_terms(s.title)))}
+                for i, s in enumerate(heads)]
 
     def answerability(self, question: str, ranked: list[Source], top: list[dict], weights: dict[str, float],
                       intent: TimeIntent) -> tuple[dict[str, float], list[str]]:

@@ -138,7 +138,24 @@ def search_terms(text: str) -> list[str]:
             out += ["-".join(parts[:i]) for i in range(2, len(parts))]
         else:
             out.append(w)
-    return stems(out)
+    return stems(out) + money_terms(text)
+
+
+_MONEY = re.compile(r"(?:US)?\$\s?(\d{1,4}(?:,\d{3})*(?:\.\d{1,2})?)\s?"
+                    r"(trillion|tn|t|billion|bn|b|million|mn|mln|m|thousand|k)?\b", re.I)
+_MONEY_UNIT = {"trillion": "t", "tn": "t", "t": "t", "billion": "b", "bn": "b", "b": "b", "million": "m",
+               "mn": "m", "mln": "m", "m": "m", "thousand": "k", "k": "k"}
+
+
+def money_terms(text: str) -> list[str]:
+    """One term per dollar amount, however it is written: "$25M", "$25 M", "$25 million" and "$25mn" are all
+    "usd25m". Words alone cannot match them ("$25M" is the word "25m", "$25 million" the words "25" and
+    "million"), and a question that names an amount asks about the story that holds that amount."""
+    out = []
+    for m in _MONEY.finditer(text or ""):
+        unit = _MONEY_UNIT.get((m.group(2) or "").lower(), "")
+        out.append(f"usd{canonical_number(m.group(1))}{unit}")
+    return out
 
 
 def canonical_number(n: str) -> str:

@@ -496,6 +496,19 @@ _TIMELINE = _c(r"\btimelines?\b|\bhistory\s+of\b|\bchronolog(?:y|ical|ically)\b|
                r"\bwhat\s+(?:has\s+)?happened\s+(?:with|to|at|in|around)\b[^?.!]{1,80}?\bover\b")
 
 
+_NAMED_TIMELINE = _c(r"\btimelines?\b|\bhistory\s+of\b|\bchronolog(?:y|ical|ically)\b|\bsequence\s+of\s+events\b")
+
+
+def wants_timeline(text: str, hits) -> bool:
+    """A dated chronology: asked by name ("timeline of ..."), over a range ("from 2023 to 2025"), or by
+    "how did it develop over time" -- unless the question dates two or more particular articles ("the
+    report of May 2024 ... the piece of July 2025: how did things develop?"), which asks to compare
+    those articles, not to list every event in between."""
+    if any(h.from_to for h in hits) or _NAMED_TIMELINE.search(text):
+        return True
+    return bool(_TIMELINE.search(text)) and len(hits) < 2
+
+
 def has_recency(text: str) -> bool:
     """Whether the words ask for the newest stories ("latest", "what's new"); shared with follow-up
     detection so "What's new?" counts as a fresh question there."""
@@ -567,7 +580,7 @@ def parse_time_intent(question: str, today: date) -> TimeIntent:
         since=since,
         until=until,
         recency=has_recency(text),
-        timeline=bool(_TIMELINE.search(text)) or any(h.from_to for h in hits),
+        timeline=wants_timeline(text, hits),
         query=_clean_query(stripped, text),
         phrase=" and ".join(normalize_space(h.phrase) for h in hits) or None,
         spans=tuple((h.start, h.end) for h in hits),

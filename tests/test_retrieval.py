@@ -412,3 +412,21 @@ def test_a_compound_counts_when_the_story_writes_it_apart():
     assert weighted_coverage(w, {"deepscor", "face", "read"}) == pytest.approx(1.0)     # "reads faces"
     assert weighted_coverage(w, {"deepscor", "read"}) == pytest.approx(13 / 26)         # half a compound is not it
     assert weighted_coverage({"qwen3-next": 8.0, "qwen3": 5.0, "next": 1.0}, {"qwen3"}) == pytest.approx(5 / 14)
+
+
+def test_a_dollar_amount_is_one_term_however_it_is_written():
+    from rag.text import money_terms
+
+    for written in ("$25M", "$25 M", "$25 million", "$25mn", "US$25 million"):
+        assert money_terms(f"Acme raised {written} from investors") == ["usd25m"], written
+    assert money_terms("a $1.50 billion deal, then $1,500 and $6 B") == ["usd1.5b", "usd1500", "usd6b"]
+    assert money_terms("$25 more") == ["usd25"]          # a unit letter must end the word
+    assert "usd25m" in search_terms("What was the $25 M deal involving Captions?")
+
+
+def test_how_a_question_is_asked_is_not_what_it_is_about():
+    from rag.text import request_terms
+
+    wrapped = "Briefly, in two or three sentences: what has AMD announced about its MI300 chips?"
+    topic = [t for t in search_terms(wrapped) if t not in request_terms()]
+    assert topic == search_terms("AMD MI300 chips")

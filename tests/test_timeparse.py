@@ -302,3 +302,13 @@ def test_filters_narrow_the_user_filters_and_keep_the_rest():
     f = t.filters(Filters(since=D(2025, 6, 1), outlets=["The Verge"], tags=["funding"]))
     assert f == Filters(since=D(2025, 6, 1), until=D(2025, 12, 31), outlets=["The Verge"], tags=["funding"])
     assert parse_time_intent("latest OpenAI news", FRI).filters().is_empty()
+
+
+def test_a_question_dating_two_articles_asks_to_compare_them_not_for_a_timeline():
+    today = date(2026, 6, 1)
+    two = ("How does what The Verge reported about Copilot in May 2024 compare with the coverage by TechCrunch "
+           "of Copilot from July 2025, and what does that say about how the situation developed over time?")
+    assert not parse_time_intent(two, today).timeline
+    assert parse_time_intent("How has the OpenAI lawsuit developed over time?", today).timeline
+    assert parse_time_intent("Timeline of Copilot news in May 2024 and July 2025", today).timeline  # named
+    assert parse_time_intent("How did Nvidia's stock evolve from 2023 to 2025?", today).timeline   # a range

@@ -198,14 +198,17 @@ def http_timeout(settings: Settings) -> httpx.Timeout:
 
 
 def fetch_url(client: httpx.Client, url: str, settings: Settings, *, etag: str = "",
-              last_modified: str = "") -> Fetched:
+              last_modified: str = "", deadline_at: float | None = None) -> Fetched:
     """Download a URL within an overall deadline and size cap; LoadError names the network or HTTP problem.
 
     The per-read timeout alone let a server sending a byte every few seconds hold an ingest for minutes:
     the deadline is checked between reads, so a trickling source is dropped at most one read timeout
     (itself capped at the deadline) after it, and the other sources go on. With `etag`/`last_modified`
-    from the last download the request is conditional: an unchanged feed answers 304 with no body."""
+    from the last download the request is conditional: an unchanged feed answers 304 with no body.
+    `deadline_at` (a time.monotonic() instant) ends it sooner, when several downloads share one deadline."""
     deadline = time.monotonic() + settings.feed_deadline
+    if deadline_at is not None:
+        deadline = min(deadline, deadline_at)
     headers = {}
     if etag:
         headers["If-None-Match"] = etag

@@ -351,8 +351,13 @@ class LexicalIndex:
             name = store.snapshot_id()
             d = store.snapshot_dir(name)
             info = _info(d)
-            if info is None and (d / "chunks.json").exists():
-                return cls._in_memory(store, name)      # written by an older tokenizer or format
+            if info is None and (older := _info(d, any_tokenizer=True)) is not None:
+                # indexed by an older tokenizer: its vectors and most of its terms still serve, and
+                # rebuilding a million chunks in a reader is not an option; the next ingest republishes
+                log.warning("snapshot %s of %s was indexed by tokenizer %s (this code: %s); keyword search "
+                            "may miss a few terms until the next ingest", name, store.dir,
+                            older.get("tokenizer"), TOKENIZER_VERSION)
+                info = older
             if info is None or (name.startswith("legacy-") and info["generation"] != store.generation()):
                 if name.startswith("legacy-") or not (store.dir / CURRENT).exists():
                     return cls._in_memory(store, name)

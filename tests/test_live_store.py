@@ -364,3 +364,24 @@ def test_a_new_tokenizer_retokenizes_but_keeps_the_previous_snapshots_vectors(sm
     assert len(lex.ids) > 2 and all(np.allclose(got[c], stored[c], atol=1e-6) for c in lex.ids)
     quill = next(r.id for r in store.story_rows() if "Quill-0" in r.title)
     assert lex.search("Quill-0 reading benchmark", 1)[0].chunk_id.startswith(quill + ":")
+
+
+def test_a_reader_serves_a_snapshot_an_older_tokenizer_indexed(small_store, monkeypatch, caplog):
+    """After an upgrade that changes the tokenizer, a reader keeps serving the published snapshot (its
+    vectors, and its terms for keyword search) with a warning, and builds nothing, until the next
+    ingest republishes: a reader never writes, and rebuilding a large store in every app would not do."""
+    import logging
+
+    import rag.lexical
+    from rag.lexical import LexicalIndex
+
+    tmp, src, settings = small_store
+    store = NewsStore(settings)
+    snapshot = store.snapshot_id()
+    monkeypatch.setattr(rag.lexical, "TOKENIZER_VERSION", rag.lexical.TOKENIZER_VERSION + 1)
+    monkeypatch.setattr(LexicalIndex, "_in_memory", classmethod(lambda *a: pytest.fail("built in a reader")))
+    with caplog.at_level(logging.WARNING, logger="rag.lexical"):
+        lex = LexicalIndex.load(store)
+    assert lex.snapshot == snapshot and lex.can_search_dense() and len(lex.ids) >= 2
+    assert "indexed by tokenizer" in caplog.text
+    assert lex.search(store.story_rows()[0].title, 1)

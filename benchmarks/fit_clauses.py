@@ -18,7 +18,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-GRID = [None, (25, 10, 6), (25, 14, 8), (25, 18, 10), (20, 14, 8), (30, 14, 8), (25, 14, 14)]
+# (min_words, width, stride, candidates); None = no windows
+GRID = [None, (25, 14, 8, 40), (25, 14, 14, 40), (25, 14, 8, 30), (25, 14, 14, 30), (25, 14, 14, 20),
+        (25, 10, 10, 30), (25, 18, 18, 30), (20, 14, 14, 30)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     import rag.offline  # noqa: F401
     from benchmarks.quality import open_bot, pinned_today
     from evals.bank import load_bank
+    from rag.calibration import CLAUSES
     from rag.retrieval import clause_queries
 
     bot = open_bot(args.store)
@@ -44,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
                 today = date.fromisoformat(r.get("today") or "2026-06-01")
                 clauses = [] if setting is None else clause_queries(
                     r["question"], min_words=setting[0], width=setting[1], stride=setting[2])
+                if setting is not None:
+                    CLAUSES["candidates"] = setting[3]
                 with pinned_today(bot, today):
                     got = bot.retriever.retrieve(r["question"], today=today, clauses=clauses)
                 ids = [s.story_id for s in got.stories[:10]]
@@ -51,9 +56,10 @@ def main(argv: list[str] | None = None) -> int:
                     top10 += all(g in ids for g in r["gold_story_ids"])
                 else:
                     first += bool(ids) and ids[0] == r["gold_story_ids"][0]
-        label = "no windows" if setting is None else "min_words=%d width=%d stride=%d" % setting
-        print(f"{label:36s} multi-story all gold in top 10 {top10 / max(1, len(multi)):.3f}   "
-              f"single-story gold first {first / max(1, len(single)):.3f}")
+        label = "no windows" if setting is None else "min_words=%d width=%d stride=%d candidates=%d" % setting
+        single_txt = f"{first / len(single):.3f}" if single else "n/a (none in this split)"
+        print(f"{label:48s} multi-story all gold in top 10 {top10 / max(1, len(multi)):.3f}   "
+              f"single-story gold first {single_txt}")
     return 0
 
 

@@ -254,6 +254,20 @@ class Embedder:
             vecs = self._impl.embed(list(texts), self.batch_size, encodings)
         return vecs.astype(np.float32, copy=False)
 
+    def warm(self, texts: list[str]) -> None:
+        """Embed several queries in one call and keep them for embed_one: a long question's windows are
+        searched one by one, but one batch costs about what one query does."""
+        with self._lock:
+            todo = list(dict.fromkeys(t for t in texts if t not in self._one_cache))
+        if not todo:
+            return
+        vecs = self.embed(todo)
+        with self._lock:
+            for text, vec in zip(todo, vecs):
+                if len(self._one_cache) >= 256:
+                    self._one_cache.pop(next(iter(self._one_cache)))
+                self._one_cache[text] = vec
+
     def embed_one(self, text: str) -> np.ndarray:
         """Queries repeat within one answer (retrieval, sentence picking, verification): embed once."""
         with self._lock:

@@ -21,6 +21,7 @@ from datetime import date
 import numpy as np
 
 from rag.answerability import absent_things, answerability_features, load_calibration
+from rag.calibration import CLAUSES
 from rag.embedder import Embedder
 from rag.lexical import LexicalIndex
 from rag.records import Filters, Source
@@ -316,8 +317,6 @@ def clause_queries(question: str, *, min_words: int | None = None, width: int | 
     about A, and the later piece Y ran about B") is one vector and one bag of words: the article the
     question spends fewer words on drops out of the top results. Windows need no grammar of how such
     questions are put; one that straddles two descriptions costs a search and nothing else."""
-    from rag.calibration import CLAUSES
-
     min_words = min_words or CLAUSES["min_words"]
     width = width or CLAUSES["width"]
     stride = stride or CLAUSES["stride"]
@@ -500,10 +499,10 @@ class Retriever:
         make sure each article a long question describes is among the stories and the context."""
         today = today or self.settings.today_date()
         k = k or self.settings.top_k
-        parts = []
-        for text in clauses:
-            intent = replace(parse_time_intent(text, today), scoped=False)   # a clause describes, never filters
-            parts.append(self._search(text, intent, whole.filters, k=k, today=today))
+        intents = [replace(parse_time_intent(text, today), scoped=False) for text in clauses]   # describe, never filter
+        self.embedder.warm([i.query.strip() or text for i, text in zip(intents, clauses)])
+        parts = [self._search(text, intent, whole.filters, k=k, today=today, decide=False,
+                              candidates=CLAUSES["candidates"]) for text, intent in zip(clauses, intents)]
         head = whole.stories[:1]
         stories = interleave([head] + [p.stories[:CLAUSE_STORIES] for p in parts] + [whole.stories[1:]],
                              max(len(whole.stories), 10 * k))
@@ -542,12 +541,16 @@ class Retriever:
                 return again
         return r
 
-    def _search(self, question: str, intent: TimeIntent, eff: Filters, *, k: int | None, today: date) -> Retrieval:
+    def _search(self, question: str, intent: TimeIntent, eff: Filters, *, k: int | None, today: date,
+                decide: bool = True, candidates: int | None = None) -> Retrieval:
+        """One search. `decide=False` (a long question's windows) ranks only: whether to answer is the
+        whole question's decision, so its features are not computed; `candidates` narrows the fused
+        pool when only the first few stories are wanted."""
         t0 = time.perf_counter()
         st = self.settings
         k = k or st.top_k
         query = intent.query.strip() or question
-        n = max(st.candidates, 3 * k)
+        n = candidates or max(st.candidates, 3 * k)
         qvec = self.embedder.embed_one(query)
         t1 = time.perf_counter()
         lex = self.lexical()
@@ -576,8 +579,11 @@ class Retriever:
         features = sorted(features, key=lambda f: order.get(f["story_id"], len(order)))
         for i, f in enumerate(features):
             f["rank"] = i + 1
-        answerability, absent = self.answerability(question, ranked, features[:GATE_STORIES], weights, intent)
-        relevant, evidence = relevance(answerability)
+        if decide:
+            answerability, absent = self.answerability(question, ranked, features[:GATE_STORIES], weights, intent)
+            relevant, evidence = relevance(answerability)
+        else:
+            answerability, absent, relevant, evidence = {"coverage_best": 0.0}, [], bool(ranked), 0.0
         answerability["p"] = evidence
         coverage = answerability["coverage_best"]
         if intent.recency and ranked:

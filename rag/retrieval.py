@@ -128,7 +128,8 @@ def weighted_coverage(weights: dict[str, float], terms: set[str]) -> float:
 
     A hyphenated compound ("face-reading", "Qwen3-Next") is rare as written, so it weighs a lot, yet a
     story may write it apart ("reads faces", "Qwen3 Next"): it counts as present when all of its parts
-    that are search terms are."""
+    that are search terms are -- unless the story writes them into another compound: "Qwen3-Coder-Next"
+    holds "Qwen3" and "Next" but is another model than "Qwen3-Next"."""
     total = sum(weights.values())
     if not total:
         return 0.0
@@ -137,7 +138,9 @@ def weighted_coverage(weights: dict[str, float], terms: set[str]) -> float:
         if t in terms:
             return True
         parts = [p for p in t.split("-") if p in weights] if "-" in t else []
-        return bool(parts) and all(p in terms for p in parts)
+        if not parts or not all(p in terms for p in parts):
+            return False
+        return not any("-" in u and all(p in u.split("-") for p in parts) for u in terms)
 
     return sum(w for t, w in weights.items() if present(t)) / total
 

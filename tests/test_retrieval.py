@@ -430,3 +430,12 @@ def test_how_a_question_is_asked_is_not_what_it_is_about():
     wrapped = "Briefly, in two or three sentences: what has AMD announced about its MI300 chips?"
     topic = [t for t in search_terms(wrapped) if t not in request_terms()]
     assert topic == search_terms("AMD MI300 chips")
+
+
+def test_a_compound_name_is_not_held_by_another_compound_of_its_parts():
+    from rag.retrieval import weighted_coverage
+
+    weights = {t: 1.0 for t in search_terms("Qwen3-Next")}
+    assert weighted_coverage(weights, set(search_terms("Alibaba released Qwen3-Next-80B-A3B"))) == 1.0
+    assert weighted_coverage(weights, set(search_terms("the Qwen3 model, next to its rivals"))) == 1.0
+    assert weighted_coverage(weights, set(search_terms("it released Qwen3-Coder-Next"))) < 1.0

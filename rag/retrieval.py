@@ -314,7 +314,7 @@ def comparison_subjects(question: str) -> list[str]:
 
 def clause_queries(question: str, *, min_words: int | None = None, width: int | None = None,
                    stride: int | None = None) -> list[str]:
-    """Overlapping word windows of a long question, each searched on its own.
+    """Word windows of a long question (consecutive or overlapping, as CLAUSES says), each searched on its own.
 
     A question of 30-60 words that describes two or three articles ("the report X published in May
     about A, and the later piece Y ran about B") is one vector and one bag of words: the article the
@@ -516,7 +516,7 @@ class Retriever:
         timings = dict(whole.timings)
         timings["clauses"] = sum(p.timings.get("retrieve", 0.0) for p in parts)
         timings["retrieve"] = timings.get("retrieve", 0.0) + timings["clauses"]
-        return replace(whole, stories=stories + rest, context=merge_story_chunks(context), timings=timings)
+        return replace(whole, stories=stories + rest, context=context, timings=timings)   # one source per story already
 
     def _retrieve(self, question: str, *, k: int | None = None, filters: Filters | None = None,
                   today: date | None = None) -> Retrieval:
